@@ -112,6 +112,8 @@ absl::StatusOr<std::vector<TensorType>> InferNodeOutputs(const Node& node, const
             : absl::StrCat(schema.name, " takes ", schema.min_inputs, " to ", schema.max_inputs,
                            " inputs, got ", num_inputs));
   }
+  // Shape functions read attributes through Attrs, which trusts their names and types.
+  if (absl::Status s = ValidateAttributes(node, schema); !s.ok()) return s;
   Attrs attrs(node, schema);
   return schema.infer(InferContext{node, attrs, inputs});
 }

@@ -107,9 +107,9 @@ class OpRegistry {
 // Unknown names, wrong types and missing required attributes, as one InvalidArgument.
 absl::Status ValidateAttributes(const Node& node, const OpSchema& schema);
 
-// Checks the input count and runs the node's shape function on the given input types. Does not
-// look at node.outputs (builders call this before the outputs exist); VerifyGraph checks that a
-// node lists as many outputs as this returns.
+// Checks the input count and attributes, and runs the node's shape function on the given input
+// types. Does not look at node.outputs (builders call this before the outputs exist);
+// VerifyGraph checks that a node lists as many outputs as this returns.
 absl::StatusOr<std::vector<TensorType>> InferNodeOutputs(const Node& node, const OpSchema& schema,
                                                          std::span<const TensorType> inputs);
 
