@@ -53,9 +53,14 @@ absl::Status Corrupt(std::string_view source, absl::string_view what) {
   return absl::InvalidArgumentError(absl::StrCat(std::string(source), ": ", what));
 }
 
+// The verifier only guarantees 4-byte alignment of vectors, so 8-byte elements of a crafted
+// file may sit misaligned: copy bytes instead of reading elements in place.
 template <typename T>
 std::vector<T> ToVector(const flatbuffers::Vector<T>* v) {
-  return v == nullptr ? std::vector<T>() : std::vector<T>(v->begin(), v->end());
+  if (v == nullptr) return {};
+  std::vector<T> out(v->size());
+  std::memcpy(out.data(), v->Data(), out.size() * sizeof(T));
+  return out;
 }
 
 std::string ToString(const flatbuffers::String* s) {

@@ -4,6 +4,7 @@ find_package(absl REQUIRED)
 find_package(FlatBuffers REQUIRED)
 find_package(TBB REQUIRED)
 find_package(dnnl REQUIRED)
+find_package(OpenMP REQUIRED)  # oneDNN's threading runtime; kernels size its team
 find_package(Gloo REQUIRED)
 find_package(TurboJPEG REQUIRED)  # third_party/FindTurboJPEG.cmake prefers the package's config
 if(GRADFLOW_BUILD_TESTS)
