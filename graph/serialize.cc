@@ -57,7 +57,7 @@ absl::Status Corrupt(std::string_view source, absl::string_view what) {
 // file may sit misaligned: copy bytes instead of reading elements in place.
 template <typename T>
 std::vector<T> ToVector(const flatbuffers::Vector<T>* v) {
-  if (v == nullptr) return {};
+  if (v == nullptr || v->size() == 0) return {};
   std::vector<T> out(v->size());
   std::memcpy(out.data(), v->Data(), out.size() * sizeof(T));
   return out;
