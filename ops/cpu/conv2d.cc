@@ -90,6 +90,33 @@ absl::StatusOr<memory::desc> FilterDesc(const KernelSpec& spec, TensorSlot slot,
   return grouped;
 }
 
+// The layout the convolution computes `image` in: that of its other activation `like`. oneDNN
+// only has reference implementations (two orders of magnitude slower) for convolutions whose
+// activations disagree, so an image in the other layout is staged into this one (counted as a
+// reorder) unless both layouts are the same bytes (one channel, or one pixel).
+struct ImageBinding {
+  memory::desc as_stored;
+  memory::desc as_computed;
+};
+
+absl::StatusOr<ImageBinding> ImageInLayoutOf(const KernelSpec& spec, TensorSlot image,
+                                             TensorSlot like, std::string_view op,
+                                             const char* name) {
+  ImageBinding binding;
+  OPS_ASSIGN_OR_RETURN(binding.as_stored, ImageDesc(spec, image, op, name));
+  const Layout want = LayoutAt(spec, like);
+  if (LayoutAt(spec, image) == want) {
+    binding.as_computed = binding.as_stored;
+    return binding;
+  }
+  const graph::TensorType& type = TypeAt(spec, image);
+  OPS_ASSIGN_OR_RETURN(binding.as_computed, DnnlDesc(type, want));
+  if (type.shape[1] == 1 || type.shape[2] * type.shape[3] == 1) {
+    binding.as_stored = binding.as_computed;  // same bytes: relabel, nothing to move
+  }
+  return binding;
+}
+
 // The forward convolution from `src` to `dst`: the kernel of Conv2D and the layout hint of the
 // backward ops (oneDNN pairs backward implementations with the forward one it would pick).
 dnnl::convolution_forward::primitive_desc ForwardPd(
@@ -121,7 +148,9 @@ absl::StatusOr<Prepared> Preamble(const KernelSpec& spec, std::string_view op, s
 absl::StatusOr<std::unique_ptr<Kernel>> PrepareConv2D(const KernelSpec& spec) {
   constexpr std::string_view kOp = "Conv2D";
   OPS_ASSIGN_OR_RETURN(Prepared p, Preamble(spec, kOp, 2, 3));
-  OPS_ASSIGN_OR_RETURN(memory::desc src, ImageDesc(spec, InputSlot(0), kOp, "input 0 (x)"));
+  OPS_ASSIGN_OR_RETURN(ImageBinding x,
+                       ImageInLayoutOf(spec, InputSlot(0), OutputSlot(0), kOp, "input 0 (x)"));
+  const memory::desc& src = x.as_computed;
   OPS_ASSIGN_OR_RETURN(memory::desc weights, FilterDesc(spec, InputSlot(1), p.geometry, kOp));
   OPS_ASSIGN_OR_RETURN(memory::desc dst, ImageDesc(spec, OutputSlot(0), kOp, "output 0 (y)"));
   const bool has_bias = spec.inputs.size() > 2;
@@ -135,7 +164,7 @@ absl::StatusOr<std::unique_ptr<Kernel>> PrepareConv2D(const KernelSpec& spec) {
     auto pd = ForwardPd(p.ctx->engine(), p.geometry, src, AnyLayout(weights), bias, dst);
     kernel = std::make_unique<PrimitiveKernel>(*p.ctx, std::string(kOp), spec,
                                                dnnl::convolution_forward(pd), pd.scratchpad_desc());
-    kernel->Bind(DNNL_ARG_SRC, InputSlot(0), src);
+    kernel->BindStaged(DNNL_ARG_SRC, InputSlot(0), x.as_stored, src, Direction::kIntoPrimitive);
     kernel->BindStaged(DNNL_ARG_WEIGHTS, InputSlot(1), weights, pd.weights_desc(),
                        Direction::kIntoPrimitive);
     if (has_bias) kernel->Bind(DNNL_ARG_BIAS, InputSlot(2), bias);
@@ -177,7 +206,9 @@ absl::StatusOr<std::unique_ptr<Kernel>> PrepareConv2DBackwardFilter(const Kernel
   constexpr std::string_view kOp = "Conv2DBackwardFilter";
   OPS_ASSIGN_OR_RETURN(Prepared p, Preamble(spec, kOp, 2, 2));
   OPS_ASSIGN_OR_RETURN(memory::desc diff_dst, ImageDesc(spec, InputSlot(0), kOp, "input 0 (dy)"));
-  OPS_ASSIGN_OR_RETURN(memory::desc src, ImageDesc(spec, InputSlot(1), kOp, "input 1 (x)"));
+  OPS_ASSIGN_OR_RETURN(ImageBinding x,
+                       ImageInLayoutOf(spec, InputSlot(1), InputSlot(0), kOp, "input 1 (x)"));
+  const memory::desc& src = x.as_computed;
   OPS_ASSIGN_OR_RETURN(memory::desc diff_weights, FilterDesc(spec, OutputSlot(0), p.geometry, kOp));
   std::unique_ptr<PrimitiveKernel> kernel;
   OPS_RETURN_IF_ERROR(CatchDnnl("preparing Conv2DBackwardFilter", [&]() -> absl::Status {
@@ -192,7 +223,7 @@ absl::StatusOr<std::unique_ptr<Kernel>> PrepareConv2DBackwardFilter(const Kernel
                                                dnnl::convolution_backward_weights(pd),
                                                pd.scratchpad_desc());
     kernel->Bind(DNNL_ARG_DIFF_DST, InputSlot(0), diff_dst);
-    kernel->Bind(DNNL_ARG_SRC, InputSlot(1), src);
+    kernel->BindStaged(DNNL_ARG_SRC, InputSlot(1), x.as_stored, src, Direction::kIntoPrimitive);
     kernel->BindStaged(DNNL_ARG_DIFF_WEIGHTS, OutputSlot(0), diff_weights, pd.diff_weights_desc(),
                        Direction::kOutOfPrimitive);
     return absl::OkStatus();

@@ -78,38 +78,43 @@ class PrimitiveKernel final : public Kernel {
 
   // Argument `arg` is the tensor in `slot`, stored as `tensor_desc`, which the primitive wants as
   // `primitive_desc`. When the two differ, a reorder is prepared and the primitive works on a
-  // staging buffer in the workspace. At most one staged operand per kernel.
+  // staging buffer in the workspace (each staged operand has its own).
   void BindStaged(int arg, TensorSlot slot, const dnnl::memory::desc& tensor_desc,
                   const dnnl::memory::desc& primitive_desc, Direction direction) {
     if (tensor_desc == primitive_desc) {
       Bind(arg, slot, tensor_desc);
       return;
     }
-    staged_slot_ = slot;
-    direction_ = direction;
-    staged_tensor_ = UnboundMemory(tensor_desc, ctx_.engine());
-    staging_ = UnboundMemory(primitive_desc, ctx_.engine());
-    args_.emplace(arg, staging_);
-    staging_bytes_ = primitive_desc.get_size();
+    Staged staged;
+    staged.slot = slot;
+    staged.direction = direction;
+    staged.tensor = UnboundMemory(tensor_desc, ctx_.engine());
+    staged.staging = UnboundMemory(primitive_desc, ctx_.engine());
+    staged.bytes = primitive_desc.get_size();
+    args_.emplace(arg, staged.staging);
 
     const bool into = direction == Direction::kIntoPrimitive;
     dnnl::reorder::primitive_desc pd(ctx_.engine(), into ? tensor_desc : primitive_desc,
                                      ctx_.engine(), into ? primitive_desc : tensor_desc,
                                      UserScratchpad());
-    reorder_ = dnnl::reorder(pd);
-    reorder_args_ = {{DNNL_ARG_FROM, into ? staged_tensor_ : staging_},
-                     {DNNL_ARG_TO, into ? staging_ : staged_tensor_}};
-    reorder_scratchpad_bytes_ = pd.scratchpad_desc().get_size();
-    if (reorder_scratchpad_bytes_ > 0) {
-      scratchpad_for_reorder_ = UnboundMemory(pd.scratchpad_desc(), ctx_.engine());
-      reorder_args_.emplace(DNNL_ARG_SCRATCHPAD, scratchpad_for_reorder_);
+    staged.reorder = dnnl::reorder(pd);
+    staged.reorder_args = {{DNNL_ARG_FROM, into ? staged.tensor : staged.staging},
+                           {DNNL_ARG_TO, into ? staged.staging : staged.tensor}};
+    const size_t scratchpad_bytes = pd.scratchpad_desc().get_size();
+    if (scratchpad_bytes > 0) {
+      staged.scratchpad = UnboundMemory(pd.scratchpad_desc(), ctx_.engine());
+      staged.reorder_args.emplace(DNNL_ARG_SCRATCHPAD, staged.scratchpad);
+      reorder_scratchpad_bytes_ = std::max(reorder_scratchpad_bytes_, scratchpad_bytes);
     }
+    staged_.push_back(std::move(staged));
   }
 
-  bool staged() const { return staging_bytes_ > 0; }
+  bool staged() const { return !staged_.empty(); }
 
   size_t workspace_bytes() const override {
-    return staging_offset() + AlignWorkspace(staging_bytes_);
+    size_t bytes = staging_offset();
+    for (const Staged& s : staged_) bytes += AlignWorkspace(s.bytes);
+    return bytes;
   }
 
   absl::Status Run(std::span<const TensorRef> inputs, std::span<const TensorRef> outputs,
@@ -130,14 +135,21 @@ class PrimitiveKernel final : public Kernel {
       std::byte* base = static_cast<std::byte*>(workspace);
       for (DirectOperand& operand : direct_) operand.memory.set_data_handle(data(operand.slot));
       if (primitive_scratchpad_bytes_ > 0) scratchpad_.set_data_handle(base);
-      if (staged()) {
-        staged_tensor_.set_data_handle(data(staged_slot_));
-        staging_.set_data_handle(base + staging_offset());
-        if (reorder_scratchpad_bytes_ > 0) scratchpad_for_reorder_.set_data_handle(base);
+      size_t offset = staging_offset();
+      for (Staged& s : staged_) {
+        s.tensor.set_data_handle(data(s.slot));
+        s.staging.set_data_handle(base + offset);
+        offset += AlignWorkspace(s.bytes);
+        // Reorders run one at a time, before or after the primitive: they share one scratchpad.
+        if (s.scratchpad) s.scratchpad.set_data_handle(base);
       }
-      if (staged() && direction_ == Direction::kIntoPrimitive) Reorder();
+      for (Staged& s : staged_) {
+        if (s.direction == Direction::kIntoPrimitive) Reorder(s);
+      }
       primitive_.execute(ctx_.stream(), args_);
-      if (staged() && direction_ == Direction::kOutOfPrimitive) Reorder();
+      for (Staged& s : staged_) {
+        if (s.direction == Direction::kOutOfPrimitive) Reorder(s);
+      }
       ctx_.stream().wait();
       return absl::OkStatus();
     });
@@ -148,13 +160,23 @@ class PrimitiveKernel final : public Kernel {
     TensorSlot slot;
     dnnl::memory memory;
   };
+  struct Staged {
+    TensorSlot slot;
+    Direction direction = Direction::kIntoPrimitive;
+    size_t bytes = 0;
+    dnnl::memory tensor;
+    dnnl::memory staging;
+    dnnl::reorder reorder;
+    dnnl::memory scratchpad;
+    std::unordered_map<int, dnnl::memory> reorder_args;
+  };
 
   size_t staging_offset() const {
     return AlignWorkspace(std::max(primitive_scratchpad_bytes_, reorder_scratchpad_bytes_));
   }
 
-  void Reorder() {
-    reorder_.execute(ctx_.stream(), reorder_args_);
+  void Reorder(Staged& s) {
+    s.reorder.execute(ctx_.stream(), s.reorder_args);
     ctx_.CountReorder();
   }
 
@@ -169,16 +191,8 @@ class PrimitiveKernel final : public Kernel {
   // Built once; the memory objects in it share their buffers' handles with the members above
   // (dnnl::memory is a reference), so rebinding those rebinds the arguments.
   std::unordered_map<int, dnnl::memory> args_;
-
-  TensorSlot staged_slot_;
-  Direction direction_ = Direction::kIntoPrimitive;
-  size_t staging_bytes_ = 0;
-  dnnl::memory staged_tensor_;
-  dnnl::memory staging_;
-  dnnl::reorder reorder_;
+  std::vector<Staged> staged_;
   size_t reorder_scratchpad_bytes_ = 0;
-  dnnl::memory scratchpad_for_reorder_;
-  std::unordered_map<int, dnnl::memory> reorder_args_;
 };
 
 }  // namespace gradflow::ops::cpu
