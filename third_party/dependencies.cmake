@@ -6,6 +6,7 @@ find_package(TBB REQUIRED)
 find_package(dnnl REQUIRED)
 find_package(OpenMP REQUIRED)  # oneDNN's threading runtime; kernels size its team
 find_package(Gloo REQUIRED)
+find_package(ZLIB REQUIRED)  # Fashion-MNIST's gzipped IDX files, checkpoint CRCs
 find_package(TurboJPEG REQUIRED)  # third_party/FindTurboJPEG.cmake prefers the package's config
 if(GRADFLOW_BUILD_TESTS)
   find_package(GTest REQUIRED)

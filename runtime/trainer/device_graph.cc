@@ -1,0 +1,81 @@
+#include "runtime/trainer/device_graph.h"
+
+#include "absl/strings/str_cat.h"
+#include "graph/shape_inference.h"
+#include "ops/kernels.h"
+#include "ops/registry.h"
+#include "scheduler/plan_tasks.h"
+
+namespace gradflow::runtime {
+
+absl::StatusOr<std::unique_ptr<DeviceGraph>> DeviceGraph::Create(const graph::Graph& graph,
+                                                                 const DeviceGraphOptions& options,
+                                                                 ops::cpu::CpuContext& device,
+                                                                 sched::CpuStream& stream) {
+  if (options.batch < 1) {
+    return absl::InvalidArgumentError(absl::StrCat("batch must be at least 1, got ", options.batch));
+  }
+  std::unique_ptr<DeviceGraph> g(new DeviceGraph);
+  g->stream_ = &stream;
+  g->bound_ = graph::BindBatchSize(graph, options.batch);
+  sched::PlanOptions plan_options{.device = ops::DeviceType::kCpu,
+                                  .channels_last = options.channels_last};
+  absl::StatusOr<sched::Plan> plan = sched::PlanLayouts(g->bound_, plan_options);
+  if (!plan.ok()) return plan.status();
+  g->plan_ = *std::move(plan);
+  absl::StatusOr<sched::PreparedKernels> kernels = sched::PrepareKernels(
+      g->bound_, g->plan_, ops::StandardOps(), ops::StandardKernels(), device);
+  if (!kernels.ok()) return kernels.status();
+  g->kernels_ = *std::move(kernels);
+  if (absl::Status s = sched::PlanMemory(g->bound_, g->kernels_.workspace_bytes, g->plan_);
+      !s.ok()) {
+    return s;
+  }
+  absl::StatusOr<std::unique_ptr<sched::Buffers>> buffers =
+      sched::Buffers::Allocate(g->plan_.sizes, {.poison_arena = options.poison_arena});
+  if (!buffers.ok()) return buffers.status();
+  g->buffers_ = *std::move(buffers);
+  absl::StatusOr<sched::TaskGraph> tasks =
+      sched::BuildTaskGraph(g->bound_, g->plan_, g->kernels_.kernels, *g->buffers_);
+  if (!tasks.ok()) return tasks.status();
+  g->tasks_ = std::make_unique<sched::TaskGraph>(*std::move(tasks));
+  return g;
+}
+
+int32_t DeviceGraph::AddWork(std::string name, int32_t stream, sched::NodeWork work,
+                             std::span<const int32_t> after) {
+  const int32_t id = tasks_->AddNode(std::move(name), stream, std::move(work));
+  for (int32_t before : after) tasks_->AddEdge(before, id);
+  return id;
+}
+
+absl::Status DeviceGraph::Start() {
+  absl::StatusOr<std::unique_ptr<sched::Executor>> executor =
+      sched::Executor::Create(std::move(*tasks_), {stream_});
+  if (!executor.ok()) return executor.status();
+  executor_ = *std::move(executor);
+  return absl::OkStatus();
+}
+
+absl::Status DeviceGraph::Run() {
+  if (executor_ == nullptr) return absl::FailedPreconditionError("DeviceGraph::Run before Start");
+  return executor_->Run();
+}
+
+absl::StatusOr<ops::TensorRef> DeviceGraph::Tensor(const std::string& name) const {
+  const int32_t id = bound_.FindTensor(name);
+  if (id == graph::kNoTensor) {
+    return absl::NotFoundError(absl::StrCat("graph '", bound_.name, "' has no tensor '", name, "'"));
+  }
+  if (plan_.tensors[id].buffer == sched::BufferKind::kNone) {
+    return absl::NotFoundError(absl::StrCat("tensor '", name, "' is not used by any node"));
+  }
+  return sched::TensorRefOf(bound_, plan_, *buffers_, id);
+}
+
+std::span<float> DeviceGraph::Floats(sched::BufferKind kind) const {
+  return {reinterpret_cast<float*>(buffers_->base(kind)),
+          static_cast<size_t>(buffers_->size(kind)) / sizeof(float)};
+}
+
+}  // namespace gradflow::runtime

@@ -1,0 +1,485 @@
+#include "runtime/trainer/trainer.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <fstream>
+#include <iterator>
+#include <ostream>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "graph/serialize.h"
+#include "ops/inference_graph.h"
+#include "ops/registry.h"
+#include "runtime/data/batch_loader.h"
+#include "runtime/data/data_spec.h"
+#include "runtime/train/checkpoint.h"
+#include "runtime/trainer/device_graph.h"
+#include "runtime/trainer/initialize.h"
+
+namespace gradflow::runtime {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double Seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
+
+// Where the trainer reads and writes one graph's host-visible tensors.
+struct Io {
+  ops::TensorRef input;
+  ops::TensorRef labels;
+  ops::TensorRef loss;
+  ops::TensorRef probs;
+};
+
+absl::StatusOr<Io> FindIo(const DeviceGraph& g) {
+  const graph::Graph& graph = g.graph();
+  if (graph.inputs.size() != 1 || graph.labels.size() != 1 || graph.loss == graph::kNoTensor) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "graph '", graph.name, "' must have one input, one label tensor and a loss (has ",
+        graph.inputs.size(), ", ", graph.labels.size(), ", ",
+        graph.loss == graph::kNoTensor ? "no loss" : "a loss", ")"));
+  }
+  const graph::Node* loss_node = nullptr;
+  for (const graph::Node& n : graph.nodes) {
+    if (std::find(n.outputs.begin(), n.outputs.end(), graph.loss) != n.outputs.end()) loss_node = &n;
+  }
+  if (loss_node == nullptr || loss_node->op != "SoftmaxCrossEntropy") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("graph '", graph.name, "': the loss must come from SoftmaxCrossEntropy"));
+  }
+  Io io;
+  auto ref = [&](int32_t t) { return g.Tensor(graph.tensors[t].name); };
+  absl::StatusOr<ops::TensorRef> input = ref(graph.inputs[0]);
+  absl::StatusOr<ops::TensorRef> labels = ref(graph.labels[0]);
+  absl::StatusOr<ops::TensorRef> loss = ref(graph.loss);
+  absl::StatusOr<ops::TensorRef> probs = ref(loss_node->outputs[1]);
+  for (const auto* r : {&input, &labels, &loss, &probs}) {
+    if (!r->ok()) return r->status();
+  }
+  io.input = *input;
+  io.labels = *labels;
+  io.loss = *loss;
+  io.probs = *probs;
+  if (io.input.dtype != graph::DType::kFloat32 || io.input.shape.size() != 4 ||
+      io.input.layout != ops::Layout::kRowMajor || io.labels.dtype != graph::DType::kInt32) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "graph '", graph.name, "': the input must be f32 NCHW and the labels i32, got ",
+        graph::DTypeName(io.input.dtype), graph::ShapeToString(io.input.shape), " and ",
+        graph::DTypeName(io.labels.dtype)));
+  }
+  return io;
+}
+
+// Copies a batch into the graph's input tensors; examples past batch.size (the last eval batch)
+// are zeros, and the caller ignores their outputs.
+void Feed(const data::Batch& batch, const Io& io) {
+  const int64_t per_example = io.input.num_elements() / io.input.shape[0];
+  std::memcpy(io.input.data, batch.images, sizeof(float) * per_example * batch.size);
+  std::fill(io.input.as<float>() + per_example * batch.size,
+            io.input.as<float>() + io.input.num_elements(), 0.0f);
+  std::memcpy(io.labels.data, batch.labels, sizeof(int32_t) * batch.size);
+  std::fill(io.labels.as<int32_t>() + batch.size, io.labels.as<int32_t>() + io.labels.shape[0], 0);
+}
+
+struct Correct {
+  int64_t top1 = 0;
+  int64_t top5 = 0;
+};
+
+Correct CountCorrect(const Io& io, const int32_t* labels, int64_t count) {
+  Correct c;
+  const int64_t classes = io.probs.shape[1];
+  const float* probs = io.probs.as<float>();
+  for (int64_t i = 0; i < count; ++i) {
+    const float* row = probs + i * classes;
+    const float truth = row[labels[i]];
+    int64_t higher = 0;  // classes ranked strictly above the true one
+    for (int64_t k = 0; k < classes; ++k) higher += row[k] > truth;
+    c.top1 += higher < 1;
+    c.top5 += higher < 5;
+  }
+  return c;
+}
+
+std::string Duration(double seconds) {
+  const int64_t s = static_cast<int64_t>(std::max(0.0, seconds));
+  return absl::StrFormat("%d:%02d:%02d", s / 3600, s / 60 % 60, s % 60);
+}
+
+absl::StatusOr<std::vector<uint8_t>> ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::NotFoundError(absl::StrCat(path, ": cannot open"));
+  return std::vector<uint8_t>((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+std::vector<uint8_t> EncodeLoaderState(const data::LoaderState& s) {
+  std::vector<uint8_t> bytes(sizeof(int64_t) * 2 + sizeof(uint64_t));
+  std::memcpy(bytes.data(), &s.epoch, 8);
+  std::memcpy(bytes.data() + 8, &s.next_iteration, 8);
+  std::memcpy(bytes.data() + 16, &s.seed, 8);
+  return bytes;
+}
+
+absl::StatusOr<data::LoaderState> DecodeLoaderState(const std::vector<uint8_t>& bytes) {
+  if (bytes.size() != 24) return absl::DataLossError("checkpoint's data-loader state is malformed");
+  data::LoaderState s;
+  std::memcpy(&s.epoch, bytes.data(), 8);
+  std::memcpy(&s.next_iteration, bytes.data() + 8, 8);
+  std::memcpy(&s.seed, bytes.data() + 16, 8);
+  return s;
+}
+
+class Trainer {
+ public:
+  Trainer(const TrainerConfig& config, std::ostream& out) : config_(config), out_(out) {}
+  absl::StatusOr<TrainSummary> Run();
+
+ private:
+  absl::Status Setup();
+  absl::Status InitializeOrResume();
+  absl::StatusOr<EvalResult> Evaluate();
+  absl::Status SaveCheckpoint(int64_t completed);
+  void Progress(int64_t iteration, int64_t epoch, double loss, double top1, double images_per_s,
+                double lr, bool final_line);
+
+  const TrainerConfig config_;
+  std::ostream& out_;
+  bool live_ = false;
+  std::vector<uint8_t> graph_bytes_;
+  graph::Graph graph_;
+  std::shared_ptr<const data::Dataset> dataset_;
+  std::unique_ptr<ops::cpu::CpuContext> device_;
+  std::unique_ptr<sched::CpuStream> stream_;
+  std::unique_ptr<DeviceGraph> train_;
+  std::unique_ptr<DeviceGraph> eval_;
+  Io train_io_;
+  Io eval_io_;
+  std::unique_ptr<data::BatchLoader> loader_;
+  std::optional<LrSchedule> schedule_;
+  std::optional<Optimizer> optimizer_;
+  int64_t start_iteration_ = 0;
+  std::string last_checkpoint_;
+};
+
+absl::Status Trainer::Setup() {
+  absl::StatusOr<std::vector<uint8_t>> bytes = ReadFile(config_.graph_path);
+  if (!bytes.ok()) return bytes.status();
+  graph_bytes_ = *std::move(bytes);
+  absl::StatusOr<graph::Graph> graph = graph::ParseGraph(graph_bytes_, config_.graph_path, ops::StandardOps());
+  if (!graph.ok()) return graph.status();
+  graph_ = *std::move(graph);
+  if (graph_.param_grads.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        config_.graph_path, ": not a training graph (no gradients); compile it with modelc"));
+  }
+
+  const int threads = config_.threads > 0 ? static_cast<int>(config_.threads)
+                                          : static_cast<int>(std::thread::hardware_concurrency());
+  absl::StatusOr<std::unique_ptr<ops::cpu::CpuContext>> device = ops::cpu::CpuContext::Create(threads);
+  if (!device.ok()) return device.status();
+  device_ = *std::move(device);
+  stream_ = std::make_unique<sched::CpuStream>(
+      sched::CpuStreamOptions{.omp_threads = threads, .thread_name = "gf-compute"});
+
+  DeviceGraphOptions options{.batch = config_.batch, .channels_last = config_.channels_last};
+  absl::StatusOr<std::unique_ptr<DeviceGraph>> train = DeviceGraph::Create(graph_, options, *device_, *stream_);
+  if (!train.ok()) return train.status();
+  train_ = *std::move(train);
+  absl::StatusOr<graph::Graph> inference = ops::InferenceGraph(graph_);
+  if (!inference.ok()) return inference.status();
+  absl::StatusOr<std::unique_ptr<DeviceGraph>> eval = DeviceGraph::Create(*inference, options, *device_, *stream_);
+  if (!eval.ok()) return eval.status();
+  eval_ = *std::move(eval);
+  absl::StatusOr<Io> train_io = FindIo(*train_);
+  if (!train_io.ok()) return train_io.status();
+  train_io_ = *train_io;
+  absl::StatusOr<Io> eval_io = FindIo(*eval_);
+  if (!eval_io.ok()) return eval_io.status();
+  eval_io_ = *eval_io;
+
+  const graph::Shape& in = train_io_.input.shape;
+  data::DataSpecOptions spec{.graph_input = {in[1], in[2], in[3]},
+                             .graph_classes = static_cast<int32_t>(train_io_.probs.shape[1]),
+                             .seed = config_.seed};
+  absl::StatusOr<std::shared_ptr<const data::Dataset>> dataset = data::ParseDataSpec(config_.data, spec);
+  if (!dataset.ok()) return dataset.status();
+  dataset_ = *std::move(dataset);
+  const data::ExampleShape shape = dataset_->Shape();
+  if (shape.channels != in[1] || shape.height != in[2] || shape.width != in[3] ||
+      dataset_->NumClasses() > train_io_.probs.shape[1]) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--data ", config_.data, " gives ", data::ShapeString(shape), " images of ",
+        dataset_->NumClasses(), " classes, but ", config_.graph_path, " takes ", in[1], "x", in[2],
+        "x", in[3], " and ", train_io_.probs.shape[1],
+        " classes (compile the model with matching --image-size/--channels/--classes)"));
+  }
+  absl::StatusOr<std::unique_ptr<data::BatchLoader>> loader = data::BatchLoader::Create(
+      dataset_, {.split = data::Split::kTrain,
+                 .per_replica_batch = config_.batch,
+                 .seed = config_.seed,
+                 .decode_threads = static_cast<int>(config_.decode_threads),
+                 .prefetch_batches = static_cast<int>(config_.prefetch)});
+  if (!loader.ok()) return loader.status();
+  loader_ = *std::move(loader);
+
+  LrScheduleConfig lr = config_.lr;
+  lr.global_batch = config_.batch;
+  lr.total_epochs = static_cast<double>(config_.epochs);
+  absl::StatusOr<LrSchedule> schedule = LrSchedule::Create(lr);
+  if (!schedule.ok()) return schedule.status();
+  schedule_ = *std::move(schedule);
+  absl::StatusOr<Optimizer> optimizer = Optimizer::Create(
+      config_.optimizer, static_cast<int64_t>(train_->Floats(sched::BufferKind::kParameters).size()),
+      train_->plan().sgd_segments);
+  if (!optimizer.ok()) return optimizer.status();
+  optimizer_ = *std::move(optimizer);
+
+  // The update runs on the compute stream after the last backward step: it is OpenMP work, and
+  // the stream's thread owns the device's only OpenMP team.
+  const int32_t last = train_->last_step_node();
+  train_->AddWork("sgd_update", sched::kComputeStream,
+                  [this] {
+                    return optimizer_->ApplyAll(train_->Floats(sched::BufferKind::kParameters),
+                                                train_->Floats(sched::BufferKind::kGradients));
+                  },
+                  std::span(&last, 1));
+  if (absl::Status s = train_->Start(); !s.ok()) return s;
+  return eval_->Start();
+}
+
+absl::Status Trainer::InitializeOrResume() {
+  const graph::Graph& g = train_->graph();
+  for (const graph::Tensor& t : g.tensors) {
+    if (t.role != graph::TensorRole::kParameter && t.role != graph::TensorRole::kState) continue;
+    absl::StatusOr<ops::TensorRef> ref = train_->Tensor(t.name);
+    if (!ref.ok()) continue;  // unused by any node
+    std::span<float> values(ref->as<float>(), static_cast<size_t>(ref->num_elements()));
+    if (absl::Status s = InitializeTensor(g, t, config_.seed, values); !s.ok()) return s;
+  }
+  if (config_.resume_dir.empty()) return absl::OkStatus();
+
+  const CheckpointExpectation expected{
+      .graph_hash = GraphHash(graph_bytes_),
+      .parameter_count = static_cast<int64_t>(train_->Floats(sched::BufferKind::kParameters).size()),
+      .bn_state_count = static_cast<int64_t>(train_->Floats(sched::BufferKind::kState).size())};
+  absl::StatusOr<ResumePoint> resume = ResumeFromDirectory(config_.resume_dir, expected);
+  if (!resume.ok()) return resume.status();
+  for (const std::string& warning : resume->warnings) std::cerr << "runtime: " << warning << "\n";
+  if (!resume->checkpoint) {
+    std::cerr << "runtime: no checkpoint in " << config_.resume_dir << ", starting afresh\n";
+    return absl::OkStatus();
+  }
+  const Checkpoint& ckpt = *resume->checkpoint;
+  std::copy(ckpt.parameters.begin(), ckpt.parameters.end(),
+            train_->Floats(sched::BufferKind::kParameters).begin());
+  std::copy(ckpt.bn_state.begin(), ckpt.bn_state.end(),
+            train_->Floats(sched::BufferKind::kState).begin());
+  if (absl::Status s = optimizer_->Restore(ckpt.momentum, ckpt.previous_lr); !s.ok()) return s;
+  auto blob = ckpt.blobs.find("data_loader");
+  if (blob == ckpt.blobs.end()) {
+    return absl::DataLossError(absl::StrCat(resume->path, ": no data-loader state"));
+  }
+  absl::StatusOr<data::LoaderState> state = DecodeLoaderState(blob->second);
+  if (!state.ok()) return state.status();
+  if (absl::Status s = loader_->Restore(*state); !s.ok()) return s;
+  start_iteration_ = ckpt.iteration;
+  out_ << "resumed from " << resume->path << " at iteration " << ckpt.iteration << "\n";
+  return absl::OkStatus();
+}
+
+absl::Status Trainer::SaveCheckpoint(int64_t completed) {
+  if (config_.checkpoint_dir.empty()) return absl::OkStatus();
+  const std::vector<uint8_t> loader_state = EncodeLoaderState(loader_->State());
+  CheckpointView view{.graph_hash = GraphHash(graph_bytes_),
+                      .parameters = train_->Floats(sched::BufferKind::kParameters),
+                      .momentum = optimizer_->momentum(),
+                      .bn_state = train_->Floats(sched::BufferKind::kState),
+                      .epoch = completed / loader_->IterationsPerEpoch(),
+                      .iteration = completed,
+                      .previous_lr = optimizer_->previous_lr(),
+                      .blobs = {{"data_loader", loader_state}}};
+  absl::StatusOr<WrittenCheckpoint> written = WriteCheckpoint(
+      config_.checkpoint_dir, view, {.keep_last = static_cast<int>(config_.keep_checkpoints)});
+  if (!written.ok()) return written.status();
+  for (const std::string& warning : written->warnings) std::cerr << "runtime: " << warning << "\n";
+  last_checkpoint_ = written->path;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<EvalResult> Trainer::Evaluate() {
+  // The evaluation graph has its own buffers: copy the trained parameters and statistics in.
+  const graph::Graph& g = eval_->graph();
+  for (const graph::Tensor& t : g.tensors) {
+    if (t.role != graph::TensorRole::kParameter && t.role != graph::TensorRole::kState) continue;
+    absl::StatusOr<ops::TensorRef> to = eval_->Tensor(t.name);
+    absl::StatusOr<ops::TensorRef> from = train_->Tensor(t.name);
+    if (!to.ok()) continue;
+    if (!from.ok()) return from.status();
+    std::memcpy(to->data, from->data, to->bytes());
+  }
+  absl::StatusOr<std::unique_ptr<data::BatchLoader>> loader = data::BatchLoader::Create(
+      dataset_, {.split = data::Split::kEval,
+                 .per_replica_batch = config_.batch,
+                 .seed = config_.seed,
+                 .decode_threads = static_cast<int>(config_.decode_threads),
+                 .prefetch_batches = static_cast<int>(config_.prefetch),
+                 .epochs = 1});
+  if (!loader.ok()) return loader.status();
+  EvalResult result;
+  double loss_sum = 0;
+  Correct correct;
+  for (;;) {
+    absl::StatusOr<data::Batch> batch = (*loader)->Next();
+    if (absl::IsOutOfRange(batch.status())) break;
+    if (!batch.ok()) return batch.status();
+    if (batch->size == 0) continue;  // this replica's share of the last partial batch
+    Feed(*batch, eval_io_);
+    if (absl::Status s = eval_->Run(); !s.ok()) return s;
+    const Correct c = CountCorrect(eval_io_, batch->labels, batch->size);
+    correct.top1 += c.top1;
+    correct.top5 += c.top5;
+    // The graph's loss is the mean over the whole bound batch, padding included; recompute the
+    // mean over real examples from the probabilities.
+    const int64_t classes = eval_io_.probs.shape[1];
+    for (int64_t i = 0; i < batch->size; ++i) {
+      loss_sum -= std::log(std::max(eval_io_.probs.as<float>()[i * classes + batch->labels[i]], 1e-30f));
+    }
+    result.examples += batch->size;
+  }
+  if (result.examples > 0) {
+    result.loss = loss_sum / result.examples;
+    result.top1 = static_cast<double>(correct.top1) / result.examples;
+    result.top5 = static_cast<double>(correct.top5) / result.examples;
+  }
+  return result;
+}
+
+void Trainer::Progress(int64_t iteration, int64_t epoch, double loss, double top1,
+                       double images_per_s, double lr, bool final_line) {
+  const int64_t ipe = loader_->IterationsPerEpoch();
+  const int64_t total = config_.iters > 0 ? config_.iters : config_.epochs * ipe;
+  const double eta = images_per_s > 0 ? (total - iteration) * config_.batch / images_per_s : 0;
+  std::string line = absl::StrFormat(
+      "epoch %d/%d  iter %d/%d  loss %.4f  top-1 %5.1f%%  %.1f img/s  lr %.5f  ETA %s",
+      epoch + 1, config_.epochs, iteration, total, loss, 100 * top1, images_per_s, lr, Duration(eta));
+  if (live_) {
+    const int width = 24;
+    const int filled = total > 0 ? static_cast<int>(width * iteration / total) : 0;
+    out_ << "\r[" << std::string(filled, '#') << std::string(width - filled, '.') << "] " << line
+         << "\x1b[K";
+    if (final_line) out_ << "\n";
+    out_.flush();
+  } else {
+    out_ << line << "\n";
+  }
+}
+
+absl::StatusOr<TrainSummary> Trainer::Run() {
+  live_ = &out_ == &std::cout && ::isatty(STDOUT_FILENO);
+  if (absl::Status s = Setup(); !s.ok()) return s;
+  if (absl::Status s = InitializeOrResume(); !s.ok()) return s;
+
+  const int64_t ipe = loader_->IterationsPerEpoch();
+  const int64_t total = config_.iters > 0 ? config_.iters : config_.epochs * ipe;
+  const int64_t log_every = config_.log_every > 0 ? config_.log_every : std::max<int64_t>(1, ipe / 20);
+  out_ << absl::StrFormat("training %s on %s: %d iterations/epoch of %d images, %d threads, %s\n",
+                          graph_.name, dataset_->Describe(), ipe, config_.batch,
+                          device_->threads(), schedule_->Describe());
+  TrainSummary summary;
+  double window_loss = 0;
+  int64_t window_top1 = 0;
+  int64_t window_examples = 0;
+  int64_t window_iters = 0;
+  Clock::time_point window_start = Clock::now();
+  double train_seconds = 0;
+  int64_t images = 0;
+  double epoch_loss = 0;
+  int64_t epoch_iters = 0;
+
+  for (int64_t it = start_iteration_; it < total; ++it) {
+    const Clock::time_point step_start = Clock::now();
+    absl::StatusOr<data::Batch> batch = loader_->Next();
+    if (!batch.ok()) return batch.status();
+    Feed(*batch, train_io_);
+    const double lr = schedule_->LrAt(it, ipe);
+    if (absl::Status s = optimizer_->BeginStep(lr); !s.ok()) return s;
+    if (absl::Status s = train_->Run(); !s.ok()) return s;
+    const double loss = *train_io_.loss.as<float>();
+    if (!std::isfinite(loss)) {
+      return absl::InternalError(absl::StrCat("loss is ", loss, " at iteration ", it,
+                                              " (lr ", lr, "): training diverged"));
+    }
+    const Correct c = CountCorrect(train_io_, batch->labels, batch->size);
+    train_seconds += Seconds(Clock::now() - step_start);
+    images += batch->size;
+    summary.data_wait_seconds += batch->wait_seconds;
+    summary.unreadable_examples += batch->replaced;
+    ++summary.iterations;
+    window_loss += loss;
+    window_top1 += c.top1;
+    window_examples += batch->size;
+    ++window_iters;
+    epoch_loss += loss;
+    ++epoch_iters;
+
+    const int64_t done = it + 1;
+    const bool epoch_end = done % ipe == 0;
+    const bool run_end = done == total;
+    if (done % log_every == 0 || epoch_end || run_end) {
+      const double elapsed = Seconds(Clock::now() - window_start);
+      Progress(done, it / ipe, window_loss / window_iters,
+               static_cast<double>(window_top1) / window_examples,
+               elapsed > 0 ? window_examples / elapsed : 0, lr, epoch_end || run_end);
+      window_loss = 0;
+      window_top1 = window_examples = window_iters = 0;
+      window_start = Clock::now();
+    }
+    if (epoch_end || run_end) summary.final_loss = epoch_loss / epoch_iters;
+    if (epoch_end) {
+      const data::EpochStats stats = loader_->StatsOfEpoch(it / ipe);
+      if (stats.replaced > 0) {
+        out_ << "epoch " << it / ipe + 1 << ": " << stats.replaced
+             << " unreadable examples were skipped\n";
+      }
+      epoch_loss = 0;
+      epoch_iters = 0;
+    }
+    const bool eval_now = run_end || (epoch_end && config_.eval_every > 0 &&
+                                      (it / ipe + 1) % config_.eval_every == 0);
+    if (eval_now) {
+      absl::StatusOr<EvalResult> eval = Evaluate();
+      if (!eval.ok()) return eval.status();
+      summary.eval = *eval;
+      out_ << absl::StrFormat("eval after iteration %d: loss %.4f  top-1 %.2f%%  top-5 %.2f%%  (%d images)\n",
+                              done, eval->loss, 100 * eval->top1, 100 * eval->top5, eval->examples);
+      window_start = Clock::now();
+    }
+    const bool checkpoint_now = config_.checkpoint_every > 0
+                                    ? done % config_.checkpoint_every == 0 || run_end
+                                    : epoch_end || run_end;
+    if (checkpoint_now) {
+      if (absl::Status s = SaveCheckpoint(done); !s.ok()) return s;
+    }
+  }
+  summary.last_iteration = total;
+  summary.seconds = train_seconds;
+  summary.images_per_second = train_seconds > 0 ? images / train_seconds : 0;
+  summary.last_checkpoint = last_checkpoint_;
+  return summary;
+}
+
+}  // namespace
+
+absl::StatusOr<TrainSummary> Train(const TrainerConfig& config, std::ostream& out) {
+  Trainer trainer(config, out);
+  return trainer.Run();
+}
+
+}  // namespace gradflow::runtime

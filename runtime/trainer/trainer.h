@@ -1,0 +1,58 @@
+// The single-node training loop: data -> forward, loss, backward -> SGD update, with the paper's
+// learning-rate recipe, evaluation, checkpoints and a progress display.
+#pragma once
+
+#include <cstdint>
+#include <iosfwd>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "runtime/train/lr_schedule.h"
+#include "runtime/train/optimizer.h"
+
+namespace gradflow::runtime {
+
+struct TrainerConfig {
+  std::string graph_path;
+  std::string data = "synthetic";
+  int64_t batch = 32;   // per replica
+  int64_t epochs = 90;  // the paper's schedule length
+  int64_t iters = 0;    // > 0: stop after this many iterations in all (the schedule still spans epochs)
+  int64_t threads = 0;  // 0: every core
+  int64_t decode_threads = 1;
+  int64_t prefetch = 2;
+  uint64_t seed = 1;
+  bool channels_last = true;
+  LrScheduleConfig lr;
+  OptimizerConfig optimizer;
+  std::string checkpoint_dir;
+  std::string resume_dir;
+  int64_t keep_checkpoints = 3;
+  int64_t checkpoint_every = 0;  // iterations; 0: at the end of every epoch and of the run
+  int64_t eval_every = 1;        // epochs; 0: only at the end of the run
+  int64_t log_every = 0;         // iterations between progress lines; 0: about 20 per epoch
+};
+
+struct EvalResult {
+  int64_t examples = 0;
+  double loss = 0;
+  double top1 = 0;  // fraction correct
+  double top5 = 0;
+};
+
+struct TrainSummary {
+  int64_t iterations = 0;        // run by this process (after a resume: since the resume)
+  int64_t last_iteration = 0;    // iterations completed in all
+  double seconds = 0;            // training loop wall time, evaluation excluded
+  double images_per_second = 0;  // training images over training time
+  double final_loss = 0;         // mean loss of the last epoch's iterations run
+  EvalResult eval;               // the last evaluation
+  int64_t unreadable_examples = 0;
+  double data_wait_seconds = 0;
+  std::string last_checkpoint;
+};
+
+// Progress goes to `out` (a live line on a terminal, plain lines otherwise), notices to stderr.
+absl::StatusOr<TrainSummary> Train(const TrainerConfig& config, std::ostream& out);
+
+}  // namespace gradflow::runtime

@@ -1,0 +1,176 @@
+// The `runtime` command as a user runs it: real processes, real files, real data.
+#include <filesystem>
+#include <cstring>
+#include <fstream>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "runtime/train/checkpoint.h"
+#include "tests/runtime_data/test_files.h"
+#include "tests/support/subprocess.h"
+
+namespace gradflow::runtime {
+namespace {
+
+using ::gradflow::testing::ProcessResult;
+using ::gradflow::testing::RunProcess;
+using ::testing::HasSubstr;
+namespace fs = std::filesystem;
+namespace data_testing = ::gradflow::runtime::data::testing;
+
+ProcessResult Runtime(std::vector<std::string> args) { return RunProcess(RUNTIME_PATH, args); }
+
+// A graph compiled by the real modelc into a fresh directory.
+std::string Compile(const std::string& dir, const std::string& model,
+                    std::vector<std::string> options = {}) {
+  const std::string path = dir + "/" + model + ".fb";
+  std::vector<std::string> args = {model, "-o", path};
+  args.insert(args.end(), options.begin(), options.end());
+  const ProcessResult r = RunProcess(MODELC_PATH, args);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  return path;
+}
+
+void ExpectCleanFailure(const ProcessResult& r, int code, const std::string& message) {
+  EXPECT_FALSE(r.signaled) << "killed by signal " << r.signal << "\n" << r.err;
+  EXPECT_EQ(r.exit_code, code) << r.err;
+  EXPECT_THAT(r.err, HasSubstr(message));
+}
+
+TEST(RuntimeCliTest, HelpDocumentsEveryFlagWithItsDefault) {
+  const ProcessResult r = Runtime({"--help"});
+  ASSERT_EQ(r.exit_code, 0);
+  for (const char* flag : {"--graph", "--data", "--batch N", "--epochs N", "--threads N", "--lr X",
+                           "--warmup KIND", "--[no-]nesterov", "--checkpoint-dir", "--resume",
+                           "--eval-every"}) {
+    EXPECT_THAT(r.out, HasSubstr(flag));
+  }
+  EXPECT_THAT(r.out, HasSubstr("[0.9]"));    // momentum
+  EXPECT_THAT(r.out, HasSubstr("[0.0001]"));  // weight decay
+}
+
+TEST(RuntimeCliTest, UsageErrorsNameTheFlag) {
+  ExpectCleanFailure(Runtime({"--grpah", "x.fb"}), 2, "unknown flag --grpah");
+  ExpectCleanFailure(Runtime({"--data", "synthetic"}), 2, "--graph is required");
+  ExpectCleanFailure(Runtime({"--graph", "x.fb", "--batch", "0"}), 2, "--batch must be at least 1");
+  ExpectCleanFailure(Runtime({"--graph", "x.fb", "--lr", "fast"}), 2, "--lr: 'fast' is not");
+  ExpectCleanFailure(Runtime({"--graph", "x.fb", "--warmup", "slow"}), 2, "--warmup");
+  ExpectCleanFailure(Runtime({"--graph"}), 2, "--graph needs a value");
+}
+
+TEST(RuntimeCliTest, BadGraphOrDataFailsNamingTheCulprit) {
+  const std::string dir = data_testing::FreshTempDir("runtime-bad-input");
+  ExpectCleanFailure(Runtime({"--graph", dir + "/missing.fb"}), 1, dir + "/missing.fb");
+  const std::string junk = dir + "/junk.fb";
+  data_testing::WriteBytes(junk, std::vector<uint8_t>(100, 42));
+  ExpectCleanFailure(Runtime({"--graph", junk}), 1, junk);
+  const std::string resnet = Compile(dir, "resnet-fmnist", {"--channels", "3", "--image-size", "32"});
+  ExpectCleanFailure(Runtime({"--graph", resnet, "--data", "fashion-mnist:" + dir + "/none"}), 1,
+                     dir + "/none");
+  ExpectCleanFailure(Runtime({"--graph", resnet, "--data", "cifar"}), 1, "cifar");
+}
+
+TEST(RuntimeCliTest, TrainsOnSyntheticDataAndReportsASummary) {
+  const std::string dir = data_testing::FreshTempDir("runtime-synthetic");
+  const std::string graph = Compile(dir, "fmnist-cnn");
+  const ProcessResult r = Runtime({"--graph", graph, "--data", "synthetic:64,16", "--batch", "8",
+                                   "--epochs", "1", "--iters", "5", "--threads", "2"});
+  ASSERT_EQ(r.exit_code, 0) << r.err << r.out;
+  EXPECT_THAT(r.out, HasSubstr("iter 5/5"));
+  EXPECT_THAT(r.out, HasSubstr("eval after iteration 5"));
+  EXPECT_THAT(r.out, HasSubstr("done: 5 iterations"));
+}
+
+std::vector<std::string> TrainArgs(const std::string& graph, int64_t iters) {
+  return {"--graph", graph, "--data", "synthetic:256,16", "--batch", "8", "--epochs", "2",
+          "--iters", std::to_string(iters), "--threads", "2", "--seed", "7", "--eval-every", "0"};
+}
+
+TEST(RuntimeCliTest, ResumeContinuesBitIdentically) {
+  const std::string dir = data_testing::FreshTempDir("runtime-resume");
+  const std::string graph = Compile(dir, "resnet-fmnist");
+  const std::string straight = dir + "/straight";
+  const std::string split = dir + "/split";
+  auto with = [](std::vector<std::string> args, std::vector<std::string> more) {
+    args.insert(args.end(), more.begin(), more.end());
+    return args;
+  };
+  // k iterations, checkpoint, k more after --resume, against 2k straight ones.
+  ProcessResult r = Runtime(with(TrainArgs(graph, 12), {"--checkpoint-dir", straight}));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  r = Runtime(with(TrainArgs(graph, 6), {"--checkpoint-dir", split}));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  r = Runtime(with(TrainArgs(graph, 12), {"--checkpoint-dir", split, "--resume", split}));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("resumed from"));
+
+  absl::StatusOr<Checkpoint> a = ReadCheckpoint(straight + "/ckpt-12.gfck");
+  absl::StatusOr<Checkpoint> b = ReadCheckpoint(split + "/ckpt-12.gfck");
+  ASSERT_TRUE(a.ok()) << a.status();
+  ASSERT_TRUE(b.ok()) << b.status();
+  ASSERT_EQ(a->parameters.size(), b->parameters.size());
+  EXPECT_EQ(0, std::memcmp(a->parameters.data(), b->parameters.data(),
+                           a->parameters.size() * sizeof(float)))
+      << "parameters differ after resume";
+  EXPECT_EQ(0, std::memcmp(a->momentum.data(), b->momentum.data(),
+                           a->momentum.size() * sizeof(float)));
+  EXPECT_EQ(0, std::memcmp(a->bn_state.data(), b->bn_state.data(),
+                           a->bn_state.size() * sizeof(float)));
+}
+
+TEST(RuntimeCliTest, CorruptCheckpointIsRefusedWithItsName) {
+  const std::string dir = data_testing::FreshTempDir("runtime-corrupt");
+  const std::string graph = Compile(dir, "fmnist-cnn");
+  const std::string ckpt = dir + "/ckpt";
+  ProcessResult r = Runtime({"--graph", graph, "--data", "synthetic:64,16", "--batch", "8",
+                             "--epochs", "1", "--iters", "2", "--checkpoint-dir", ckpt});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::string file = ckpt + "/ckpt-2.gfck";
+  {
+    std::fstream f(file, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(100);
+    f.put('\x5a');
+  }
+  r = Runtime({"--graph", graph, "--data", "synthetic:64,16", "--batch", "8", "--epochs", "1",
+               "--iters", "4", "--resume", ckpt});
+  ExpectCleanFailure(r, 1, "ckpt-2.gfck");
+}
+
+// One RGB image per call with a class-dependent colour, so the classes are learnable.
+void WriteImage(const std::string& path, int w, int h, uint8_t shade) {
+  data_testing::WriteBytes(path, data_testing::EncodeSolidJpeg(w, h, {shade, uint8_t(255 - shade), 64}));
+}
+
+TEST(RuntimeCliTest, TrainsOnAnImageFolderOfRealJpegsSkippingACorruptOne) {
+  const std::string dir = data_testing::FreshTempDir("runtime-imagefolder");
+  for (const char* split : {"train", "val"}) {
+    for (int c = 0; c < 2; ++c) {
+      const std::string folder = dir + "/images/" + split + "/class" + std::to_string(c);
+      fs::create_directories(folder);
+      for (int i = 0; i < 4; ++i) {
+        WriteImage(folder + "/img" + std::to_string(i) + ".jpg", 40 + 7 * i, 36 + 3 * i,
+                   static_cast<uint8_t>(40 + 170 * c));
+      }
+    }
+  }
+  std::vector<uint8_t> garbage(3000);
+  std::mt19937 rng(1);
+  for (uint8_t& b : garbage) b = static_cast<uint8_t>(rng());
+  data_testing::WriteBytes(dir + "/images/train/class1/broken.jpg", garbage);
+
+  const std::string graph =
+      Compile(dir, "resnet-fmnist", {"--channels", "3", "--image-size", "32", "--classes", "2"});
+  const ProcessResult r =
+      Runtime({"--graph", graph, "--data", "imagefolder:" + dir + "/images", "--batch", "4",
+               "--epochs", "2", "--threads", "2", "--warmup", "none"});
+  ASSERT_EQ(r.exit_code, 0) << r.err << r.out;
+  EXPECT_THAT(r.err, HasSubstr("broken.jpg"));
+  EXPECT_THAT(r.out, HasSubstr("unreadable examples were skipped"));
+  EXPECT_THAT(r.out, HasSubstr("on 8 images"));  // the whole val split was evaluated
+}
+
+}  // namespace
+}  // namespace gradflow::runtime
