@@ -76,6 +76,8 @@ const char* InitKindName(InitKind kind) {
       return "normal";
     case InitKind::kConstant:
       return "constant";
+    case InitKind::kUniform:
+      return "uniform";
   }
   return "?";
 }

@@ -31,13 +31,14 @@ const char* TensorRoleName(TensorRole role);
 // Roles whose values exist before any node runs: nodes may read them but never write them.
 bool IsSourceRole(TensorRole role);
 
-enum class InitKind : int8_t { kNone = 0, kHeNormal, kZeros, kOnes, kNormal, kConstant };
-inline constexpr int kNumInitKinds = 6;
+enum class InitKind : int8_t { kNone = 0, kHeNormal, kZeros, kOnes, kNormal, kConstant, kUniform };
+inline constexpr int kNumInitKinds = 7;
 const char* InitKindName(InitKind kind);
 
 struct Initializer {
   InitKind kind = InitKind::kNone;
-  float value = 0;  // standard deviation for kHeNormal/kNormal, fill value for kConstant
+  // Standard deviation for kHeNormal/kNormal, fill value for kConstant, bound b of kUniform(-b, b).
+  float value = 0;
   bool operator==(const Initializer&) const = default;
 };
 

@@ -59,6 +59,10 @@ graph::Initializer HeNormalFanIn(int64_t fan_in) { return HeNormalFanOut(fan_in)
 graph::Initializer NormalInit(float stddev) { return {graph::InitKind::kNormal, stddev}; }
 graph::Initializer ZerosInit() { return {graph::InitKind::kZeros, 0}; }
 graph::Initializer OnesInit() { return {graph::InitKind::kOnes, 0}; }
+graph::Initializer TorchDefaultInit(int64_t fan_in) {
+  return {graph::InitKind::kUniform,
+          static_cast<float>(1.0 / std::sqrt(static_cast<double>(fan_in)))};
+}
 
 Value conv2d(ModelBuilder& b, Value x, int64_t out_channels, int64_t kernel, int64_t stride,
              const ConvOptions& options) {
@@ -79,10 +83,16 @@ Value conv2d(ModelBuilder& b, Value x, int64_t out_channels, int64_t kernel, int
   }
   int64_t pad = options.pad == kSamePad ? options.dilation * (kernel - 1) / 2 : options.pad;
 
+  const int64_t fan_in = in_channels / options.groups * kernel * kernel;
+  const graph::Initializer weight_init = options.torch_default_init
+                                             ? TorchDefaultInit(fan_in)
+                                             : HeNormalFanOut(out_channels * kernel * kernel);
+  const graph::Initializer bias_init =
+      options.torch_default_init ? TorchDefaultInit(fan_in) : ZerosInit();
   std::vector<Value> inputs = {
       x, b.Parameter(name + ".weight", {out_channels, in_channels / options.groups, kernel, kernel},
-                     HeNormalFanOut(out_channels * kernel * kernel))};
-  if (options.bias) inputs.push_back(b.Parameter(name + ".bias", {out_channels}, ZerosInit()));
+                     weight_init)};
+  if (options.bias) inputs.push_back(b.Parameter(name + ".bias", {out_channels}, bias_init));
   AttrMap attrs = {{"strides", Pair(stride)},
                    {"pads", Pair(pad)},
                    {"dilations", Pair(options.dilation)},
@@ -150,11 +160,13 @@ Value fully_connected(ModelBuilder& b, Value x, int64_t out_features,
   }
   if (!CheckPositive(b, name, "out_features", out_features)) return {};
   int64_t in_features = shape[1];
+  graph::Initializer weight_init = NormalInit(0.01f);
+  graph::Initializer bias_init = ZerosInit();
+  if (options.init == FcInit::kHeFanIn) weight_init = HeNormalFanIn(in_features);
+  if (options.init == FcInit::kTorchDefault) weight_init = bias_init = TorchDefaultInit(in_features);
   std::vector<Value> inputs = {
-      x, b.Parameter(
-             name + ".weight", {out_features, in_features},
-             options.init == FcInit::kHeFanIn ? HeNormalFanIn(in_features) : NormalInit(0.01f))};
-  if (options.bias) inputs.push_back(b.Parameter(name + ".bias", {out_features}, ZerosInit()));
+      x, b.Parameter(name + ".weight", {out_features, in_features}, weight_init)};
+  if (options.bias) inputs.push_back(b.Parameter(name + ".bias", {out_features}, bias_init));
   return b.Apply("FullyConnected", std::move(inputs), {}, name)[0];
 }
 

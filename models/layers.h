@@ -22,6 +22,9 @@ graph::Initializer HeNormalFanIn(int64_t fan_in);
 graph::Initializer NormalInit(float stddev);
 graph::Initializer ZerosInit();
 graph::Initializer OnesInit();
+// PyTorch's default for Conv2d and Linear weights and biases (kaiming_uniform with a = sqrt(5)
+// reduces to this): U(-1/sqrt(fan_in), 1/sqrt(fan_in)), fan_in = in/groups * KH * KW.
+graph::Initializer TorchDefaultInit(int64_t fan_in);
 
 // Padding that keeps the size at stride 1 for odd kernels: dilation * (kernel - 1) / 2.
 inline constexpr int64_t kSamePad = -1;
@@ -31,6 +34,8 @@ struct ConvOptions {
   int64_t dilation = 1;
   int64_t groups = 1;
   bool bias = false;  // ResNets follow every convolution by batch norm, which makes a bias moot
+  // He normal (fan_out) as the paper; or PyTorch's default, for models compared with PyTorch.
+  bool torch_default_init = false;
   std::string name;
 };
 // Square kernel and stride over NCHW; weight [out, in/groups, kernel, kernel], He normal.
@@ -81,13 +86,14 @@ Value conv_bn_relu(ModelBuilder& b, Value x, int64_t out_channels, int64_t kerne
 enum class FcInit {
   kClassifier,  // N(0, 0.01), the paper's choice for the last layer
   kHeFanIn,     // HeNormalFanIn(K), for hidden layers followed by a ReLU
+  kTorchDefault,  // TorchDefaultInit(K) for weight and bias, as torch.nn.Linear
 };
 struct FullyConnectedOptions {
   bool bias = true;
   FcInit init = FcInit::kClassifier;
   std::string name;
 };
-// x [N, K] -> [N, out]; weight [out, K], bias [out] (zeros).
+// x [N, K] -> [N, out]; weight [out, K], bias [out] (zeros unless kTorchDefault).
 Value fully_connected(ModelBuilder& b, Value x, int64_t out_features,
                       const FullyConnectedOptions& options = {});
 

@@ -48,14 +48,20 @@ absl::StatusOr<graph::Graph> BuildFashionMnistCnn(const ModelConfig& config,
                                                   const graph::OpRegistry& registry) {
   ModelBuilder b("fmnist-cnn", registry);
   Value x = ImageInput(b, config);
-  x = relu(b, conv2d(b, x, 32, 3, 1, {.pad = 1, .bias = true, .name = "conv1"}));
+  // PyTorch's default initialization throughout: this is the model gradflow is compared with
+  // PyTorch on, so the two start from the same distribution.
+  auto conv = [](std::string name) {
+    return ConvOptions{.pad = 1, .bias = true, .torch_default_init = true, .name = std::move(name)};
+  };
+  x = relu(b, conv2d(b, x, 32, 3, 1, conv("conv1")));
   x = max_pool(b, x, 2, {.stride = 2, .name = "pool1"});
-  x = relu(b, conv2d(b, x, 64, 3, 1, {.pad = 1, .bias = true, .name = "conv2"}));
+  x = relu(b, conv2d(b, x, 64, 3, 1, conv("conv2")));
   x = max_pool(b, x, 2, {.stride = 2, .name = "pool2"});
   x = flatten(b, x, {.name = "flatten"});
   // 64 x 7 x 7 = 3136 features at 28x28.
-  x = relu(b, fully_connected(b, x, 128, {.init = FcInit::kHeFanIn, .name = "fc1"}));
-  return b.Finish(fully_connected(b, x, config.classes, {.name = "fc2"}));
+  x = relu(b, fully_connected(b, x, 128, {.init = FcInit::kTorchDefault, .name = "fc1"}));
+  return b.Finish(
+      fully_connected(b, x, config.classes, {.init = FcInit::kTorchDefault, .name = "fc2"}));
 }
 
 }  // namespace gradflow::models::zoo

@@ -64,6 +64,16 @@ absl::Status InitializeTensor(const graph::Graph& graph, const graph::Tensor& te
       for (float& v : values) v = normal(rng);
       return absl::OkStatus();
     }
+    case graph::InitKind::kUniform: {
+      if (!(init.value >= 0)) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "tensor '", tensor.name, "' has a uniform initializer with bound ", init.value));
+      }
+      std::mt19937_64 rng(Fnv1a(tensor.name, seed));
+      std::uniform_real_distribution<float> uniform(-init.value, init.value);
+      for (float& v : values) v = uniform(rng);
+      return absl::OkStatus();
+    }
   }
   return absl::InvalidArgumentError(absl::StrCat("tensor '", tensor.name,
                                                  "' has an unknown initializer"));

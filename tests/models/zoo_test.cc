@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <map>
@@ -276,6 +277,29 @@ TEST(ZooTest, SmallestAcceptedImageBuilds) {
     if (model.name == "resnet101" || model.name == "resnet152") continue;  // same as resnet50
     SCOPED_TRACE(std::string(model.name));
     MustBuild(model.name, {.image_size = model.min_image_size});
+  }
+}
+
+}  // namespace
+}  // namespace gradflow::models
+
+namespace gradflow::models {
+namespace {
+
+// fmnist-cnn is the model compared with PyTorch: it starts from PyTorch's default
+// initialization, U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weights and biases alike.
+TEST(ZooTest, FashionMnistCnnUsesPyTorchDefaultInitialization) {
+  absl::StatusOr<graph::Graph> g = BuildModel("fmnist-cnn", {}, ops::StandardOps());
+  ASSERT_TRUE(g.ok()) << g.status();
+  const std::pair<const char*, int64_t> fan_ins[] = {{"conv1.weight", 9},    {"conv1.bias", 9},
+                                                     {"conv2.weight", 288},  {"conv2.bias", 288},
+                                                     {"fc1.weight", 3136},   {"fc1.bias", 3136},
+                                                     {"fc2.weight", 128},    {"fc2.bias", 128}};
+  for (const auto& [name, fan_in] : fan_ins) {
+    const int32_t t = g->FindTensor(name);
+    ASSERT_NE(t, graph::kNoTensor) << name;
+    EXPECT_EQ(g->tensors[t].init.kind, graph::InitKind::kUniform) << name;
+    EXPECT_FLOAT_EQ(g->tensors[t].init.value, 1.0f / std::sqrt(static_cast<float>(fan_in))) << name;
   }
 }
 
