@@ -377,7 +377,7 @@ void Trainer::Progress(int64_t iteration, int64_t epoch, double loss, double top
     if (final_line) out_ << "\n";
     out_.flush();
   } else {
-    out_ << line << "\n";
+    out_ << line << std::endl;  // flushed: logs of long runs are read while they grow
   }
 }
 
@@ -458,7 +458,8 @@ absl::StatusOr<TrainSummary> Trainer::Run() {
       if (!eval.ok()) return eval.status();
       summary.eval = *eval;
       out_ << absl::StrFormat("eval after iteration %d: loss %.4f  top-1 %.2f%%  top-5 %.2f%%  (%d images)\n",
-                              done, eval->loss, 100 * eval->top1, 100 * eval->top5, eval->examples);
+                              done, eval->loss, 100 * eval->top1, 100 * eval->top5, eval->examples)
+           << std::flush;
       window_start = Clock::now();
     }
     const bool checkpoint_now = config_.checkpoint_every > 0
