@@ -3,6 +3,7 @@
 #include <cstring>
 #include <fstream>
 #include <random>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -82,6 +83,44 @@ TEST(RuntimeCliTest, TrainsOnSyntheticDataAndReportsASummary) {
   EXPECT_THAT(r.out, HasSubstr("iter 5/5"));
   EXPECT_THAT(r.out, HasSubstr("eval after iteration 5"));
   EXPECT_THAT(r.out, HasSubstr("done: 5 iterations"));
+}
+
+// The losses of a run's progress lines ("epoch 1/3  iter 2/9  loss 2.3026  ...").
+std::vector<double> Losses(const std::string& out) {
+  std::vector<double> losses;
+  std::istringstream lines(out);
+  for (std::string line; std::getline(lines, line);) {
+    const size_t at = line.find("  loss ");
+    if (line.starts_with("epoch ") && at != std::string::npos) {
+      losses.push_back(std::stod(line.substr(at + 7)));
+    }
+  }
+  return losses;
+}
+
+// A few epochs over a small synthetic set: the network memorizes it, so the loss must fall.
+void ExpectLossFalls(const std::string& model, std::vector<std::string> model_options,
+                     const std::string& batch, const std::string& iters) {
+  const std::string dir = data_testing::FreshTempDir("runtime-loss-" + model);
+  const std::string graph = Compile(dir, model, model_options);
+  const ProcessResult r = Runtime({"--graph", graph, "--data", "synthetic:16,4", "--batch", batch,
+                                   "--epochs", "100", "--iters", iters, "--threads", "2",
+                                   "--warmup", "none", "--lr", "0.2", "--log-every", "1",
+                                   "--eval-every", "0"});
+  ASSERT_EQ(r.exit_code, 0) << r.err << r.out;
+  const std::vector<double> losses = Losses(r.out);
+  ASSERT_GE(losses.size(), 6u) << r.out;
+  const double first = (losses[0] + losses[1]) / 2;
+  const double last = (losses[losses.size() - 1] + losses[losses.size() - 2]) / 2;
+  EXPECT_LT(last, 0.7 * first) << r.out;
+}
+
+TEST(RuntimeCliTest, LossFallsOnResNet18WithSyntheticData) {
+  ExpectLossFalls("resnet18", {"--image-size", "32", "--classes", "10"}, "8", "16");
+}
+
+TEST(RuntimeCliTest, LossFallsOnResNet50WithSyntheticData) {
+  ExpectLossFalls("resnet50", {"--image-size", "64", "--classes", "10"}, "4", "12");
 }
 
 std::vector<std::string> TrainArgs(const std::string& graph, int64_t iters) {

@@ -1,5 +1,7 @@
 #include "tests/support/sequential_runner.h"
 
+#include "runtime/trainer/initialize.h"
+
 #include <algorithm>
 #include <cstring>
 #include <limits>
@@ -222,33 +224,11 @@ absl::Status SequentialRunner::Step() {
 }
 
 absl::Status SequentialRunner::ApplyInitializers(uint64_t seed) {
-  std::mt19937_64 rng(seed);
+  // The runtime's own initialization, so that tests start where training starts.
   for (const graph::Tensor& tensor : graph_.tensors) {
     if (tensor.init.kind == graph::InitKind::kNone) continue;
-    if (tensor.dtype != DType::kFloat32) {
-      return absl::UnimplementedError(absl::StrCat("tensor '", tensor.name, "': initializers for ",
-                                                   graph::DTypeName(tensor.dtype)));
-    }
     std::vector<float> values(static_cast<size_t>(graph::NumElements(tensor.shape)));
-    switch (tensor.init.kind) {
-      case graph::InitKind::kNone:
-        break;
-      case graph::InitKind::kZeros:
-        std::fill(values.begin(), values.end(), 0.0f);
-        break;
-      case graph::InitKind::kOnes:
-        std::fill(values.begin(), values.end(), 1.0f);
-        break;
-      case graph::InitKind::kConstant:
-        std::fill(values.begin(), values.end(), tensor.init.value);
-        break;
-      case graph::InitKind::kHeNormal:
-      case graph::InitKind::kNormal: {
-        std::normal_distribution<float> normal(0.0f, tensor.init.value);
-        for (float& v : values) v = normal(rng);
-        break;
-      }
-    }
+    if (absl::Status s = runtime::InitializeTensor(graph_, tensor, seed, values); !s.ok()) return s;
     if (absl::Status s = Write(tensor.name, values); !s.ok()) return s;
   }
   return absl::OkStatus();
