@@ -146,7 +146,7 @@ def fmnist_cnn(torch):
         nn.Flatten(), nn.Linear(64 * 7 * 7, 128), nn.ReLU(), nn.Linear(128, 10))
 
 
-def normalized(torch, images_u8):
+def normalized(images_u8):
     return images_u8.unsqueeze(1).float().div_(255).sub_(FMNIST_MEAN).div_(FMNIST_STD)
 
 
@@ -170,7 +170,7 @@ def train_fmnist(torch, args):
     window_start, window_loss = start, 0.0
     for it in range(iterations):
         index = order[it * args.batch:(it + 1) * args.batch]
-        images, labels = normalized(torch, train_x[index]), train_y[index]
+        images, labels = normalized(train_x[index]), train_y[index]
         optimizer.zero_grad(set_to_none=True)
         loss = loss_fn(model(images), labels)
         loss.backward()
@@ -188,7 +188,7 @@ def train_fmnist(torch, args):
     correct = 0
     with torch.no_grad():
         for first in range(0, test_x.shape[0], args.batch):
-            logits = model(normalized(torch, test_x[first:first + args.batch]))
+            logits = model(normalized(test_x[first:first + args.batch]))
             correct += (logits.argmax(1) == test_y[first:first + args.batch]).sum().item()
     top1 = correct / test_x.shape[0]
     log(f"fmnist-cnn: {iterations} iterations in {seconds:.1f} s, "

@@ -6,7 +6,7 @@
 # its peak RSS; then one table. See bench/README.md, "Training throughput".
 #
 # Usage: bench/train_compare.sh [--build DIR] [--threads N] [--out DIR] [--wait-load LOAD]
-#          [--cases fmnist,r50b8,r50b32] [--breakdown]
+#          [--cases fmnist,r50b8,r50b32 | none] [--breakdown]
 #   --wait-load LOAD  first wait (up to 10 min) for the 1-minute load average to fall below LOAD
 #   --breakdown       afterwards, run ResNet-50 at batch 32 with ONEDNN_VERBOSE=1 on both sides and
 #                     sum one steady iteration's oneDNN time by primitive
@@ -21,8 +21,8 @@ cases="fmnist,r50b8,r50b32"
 breakdown=0
 python=/usr/bin/python3
 # gradflow's iterations per ResNet-50 case (the first one is not timed) and PyTorch's untimed +
-# timed steps per layout. At batch 32 a step takes 3-18 s on this 2-core machine, and PyTorch as
-# shipped slows its first ~3 steps down by half (glibc's mmap threshold still rising): 3 warmup.
+# timed steps per layout. At batch 32 a step takes 3-20 s on this 2-core machine; PyTorch's first
+# 2-3 are slow even with glibc keeping memory (as shipped, its page faults fade over more steps).
 declare -A gradflow_iters=([8]=6 [32]=5)
 declare -A torch_warmup=([8]=2 [32]=3)
 declare -A torch_iters=([8]=4 [32]=4)
@@ -40,19 +40,29 @@ while [[ $# -gt 0 ]]; do
     *) echo "train_compare.sh: unknown argument '$1'" >&2; usage ;;
   esac
 done
-[[ "$threads" =~ ^[1-9][0-9]*$ ]] || { echo "train_compare.sh: --threads must be a positive integer" >&2; exit 2; }
+if [[ ! "$threads" =~ ^[1-9][0-9]*$ ]]; then
+  echo "train_compare.sh: --threads must be a positive integer, not '$threads'" >&2
+  exit 2
+fi
+[[ "$cases" == none ]] && cases=""
 for case_name in ${cases//,/ }; do
   case "$case_name" in fmnist|r50b8|r50b32) ;;
-    *) echo "train_compare.sh: unknown case '$case_name' in --cases (fmnist, r50b8, r50b32)" >&2; exit 2 ;;
+    *) echo "train_compare.sh: unknown case '$case_name' in --cases (fmnist, r50b8, r50b32," \
+         "or none)" >&2
+       exit 2 ;;
   esac
 done
 for tool in runtime/runtime models/modelc; do
   if [[ ! -x "$build/$tool" ]]; then
-    echo "train_compare.sh: no $build/$tool; build it: cmake --build $build --target $(basename "$tool")" >&2
+    echo "train_compare.sh: no $build/$tool; build it:" \
+      "cmake --build $build --target $(basename "$tool")" >&2
     exit 1
   fi
 done
-[[ -x /usr/bin/time ]] || { echo "train_compare.sh: needs GNU time (/usr/bin/time): apt-get install time" >&2; exit 1; }
+if [[ ! -x /usr/bin/time ]]; then
+  echo "train_compare.sh: needs GNU time (/usr/bin/time): apt-get install time" >&2
+  exit 1
+fi
 
 if [[ -z "$out" ]]; then out="$(mktemp -d /tmp/train_compare.XXXXXX)"; fi
 mkdir -p "$out"
@@ -95,13 +105,19 @@ wait_quiet() {
   echo "$busy"
 }
 peak_rss_kb() { awk -F': ' '/Maximum resident set size/ { print $2 }' "$1"; }
-json_field() { "$python" -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$1" "$2"; }
+json_field() {
+  "$python" -c 'import json, sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$1" "$2"
+}
 # Median of the per-iteration img/s of a `--log-every 1` gradflow log, without the first iteration
 # (primitive creation, first touch of the arena).
 gradflow_median_rate() {
   grep -E '^epoch [0-9]+/[0-9]+  iter ' "$1" | tail -n +2 |
     sed -E 's/.*  ([0-9.]+) img\/s.*/\1/' | sort -g |
-    awk '{ v[NR] = $1 } END { if (NR == 0) exit 1; print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+    awk '{ v[NR] = $1 }
+         END {
+           if (NR == 0) exit 1
+           print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+         }'
 }
 
 echo "== machine"
@@ -136,7 +152,7 @@ run_fmnist() {
   gf_top1[fmnist]="$(sed -E 's/.*eval top-1 ([0-9.]+)%.*/\1/' <<< "$done_line")"
   gf_rss[fmnist]="$(peak_rss_kb "$gf.time")"
   pt_rate[fmnist]="$(json_field "$pt.json" images_per_second)"
-  pt_top1[fmnist]="$("$python" -c 'import json,sys; print(100 * json.load(open(sys.argv[1]))["test_top1"])' "$pt.json")"
+  pt_top1[fmnist]="$(awk -v x="$(json_field "$pt.json" test_top1)" 'BEGIN { print 100 * x }')"
   pt_rss[fmnist]="$(peak_rss_kb "$pt.time")"
   pt_retain_rate[fmnist]="$(json_field "$pt.retain.json" images_per_second)"
   pt_note[fmnist]="contiguous"
@@ -182,40 +198,50 @@ run_resnet50() {
   pt_note[$key]="${best}; $(IFS=,; echo "${notes[*]}")"
 }
 
-echo "== timing"
-for case_name in ${cases//,/ }; do
-  case "$case_name" in
-    fmnist) run_fmnist ;;
-    r50b8) run_resnet50 8 ;;
-    r50b32) run_resnet50 32 ;;
-  esac
-done
-echo "load at end: $(cut -d' ' -f1-3 /proc/loadavg)"
-torch_jsons=("$out"/torch_*.json)
-first_torch_json="${torch_jsons[0]}"
-echo "PyTorch $(json_field "$first_torch_json" torch), $(json_field "$first_torch_json" blas_info), loaded $(json_field "$first_torch_json" blas_loaded)"
+# One row of the table: the case's label, then its key in the result arrays.
+print_row() {
+  awk -v c="$1" -v gr="${gf_rate[$2]}" -v pr="${pt_rate[$2]}" -v rr="${pt_retain_rate[$2]}" \
+      -v gm="${gf_rss[$2]}" -v pm="${pt_rss[$2]}" -v ga="${gf_top1[$2]}" -v pa="${pt_top1[$2]}" \
+      -v note="${pt_note[$2]}" '
+    function pct(x) { return x == "-" ? "-" : sprintf("%.2f%%", x) }
+    BEGIN {
+      retain = rr == "-" ? "-" : sprintf("%.2f", rr)
+      retain_ratio = rr == "-" ? "-" : sprintf("%.2fx", gr / rr)
+      printf "%-15s %9.2f %9.2f %5.2fx  %9.0f %9.0f %5.2fx  %8s %8s  %10s %6s  %s\n", c, gr, pr,
+             gr / pr, gm / 1024, pm / 1024, gm / pm, pct(ga), pct(pa), retain, retain_ratio, note
+    }'
+}
 
-echo "== gradflow vs PyTorch, $threads threads (img/s: training loop only; ratio = gradflow / PyTorch)"
-{
-  printf '%-15s %9s %9s %6s  %9s %9s %6s  %8s %8s  %10s %6s  %s\n' case "gf img/s" "pt img/s" \
-    ratio "gf RSS MB" "pt RSS MB" ratio "gf top1" "pt top1" "pt retain" ratio "PyTorch layout (img/s)"
+if [[ -n "$cases" ]]; then
+  echo "== timing"
   for case_name in ${cases//,/ }; do
-    label="$case_name"
-    [[ "$case_name" == fmnist ]] && label="fmnist-cnn b128"
-    [[ "$case_name" == r50b8 ]] && label="resnet50 b8"
-    [[ "$case_name" == r50b32 ]] && label="resnet50 b32"
-    awk -v c="$label" -v gr="${gf_rate[$case_name]}" -v pr="${pt_rate[$case_name]}" \
-        -v gm="${gf_rss[$case_name]}" -v pm="${pt_rss[$case_name]}" \
-        -v ga="${gf_top1[$case_name]}" -v pa="${pt_top1[$case_name]}" -v note="${pt_note[$case_name]}" \
-        -v rr="${pt_retain_rate[$case_name]}" \
-        'BEGIN {
-           acc_g = ga == "-" ? "-" : sprintf("%.2f%%", ga); acc_p = pa == "-" ? "-" : sprintf("%.2f%%", pa)
-           retain = rr == "-" ? "-" : sprintf("%.2f", rr); retain_ratio = rr == "-" ? "-" : sprintf("%.2fx", gr / rr)
-           printf "%-15s %9.2f %9.2f %5.2fx  %9.0f %9.0f %5.2fx  %8s %8s  %10s %6s  %s\n", c, gr, pr, gr / pr,
-                  gm / 1024, pm / 1024, gm / pm, acc_g, acc_p, retain, retain_ratio, note
-         }'
+    case "$case_name" in
+      fmnist) run_fmnist ;;
+      r50b8) run_resnet50 8 ;;
+      r50b32) run_resnet50 32 ;;
+    esac
   done
-} | tee "$out/table.txt"
+  echo "load at end: $(cut -d' ' -f1-3 /proc/loadavg)"
+  torch_jsons=("$out"/torch_*.json)
+  first_json="${torch_jsons[0]}"
+  echo "PyTorch $(json_field "$first_json" torch), $(json_field "$first_json" blas_info)," \
+    "loaded $(json_field "$first_json" blas_loaded)"
+
+  echo "== gradflow vs PyTorch, $threads threads" \
+    "(img/s: training loop only; ratio = gradflow / PyTorch)"
+  {
+    printf '%-15s %9s %9s %6s  %9s %9s %6s  %8s %8s  %10s %6s  %s\n' case "gf img/s" "pt img/s" \
+      ratio "gf RSS MB" "pt RSS MB" ratio "gf top1" "pt top1" "pt retain" ratio \
+      "PyTorch layout (img/s)"
+    for case_name in ${cases//,/ }; do
+      case "$case_name" in
+        fmnist) print_row "fmnist-cnn b128" fmnist ;;
+        r50b8) print_row "resnet50 b8" r50b8 ;;
+        r50b32) print_row "resnet50 b32" r50b32 ;;
+      esac
+    done
+  } | tee "$out/table.txt"
+fi
 
 if (( breakdown )); then
   echo "== where a ResNet-50 batch-32 iteration goes (ONEDNN_VERBOSE=1; ms per primitive)"
@@ -235,13 +261,16 @@ if (( breakdown )); then
         for (k in ms) printf "  %9.1f ms %5d calls  %s\n", ms[k], n[k], k | "sort -rn"
         close("sort -rn")
         step_ms = 0
-        if (match(step_line, /[0-9.]+ img\/s/)) step_ms = 32000 / substr(step_line, RSTART, RLENGTH - 6)
-        else if (match(step_line, /[0-9.]+ s$/)) step_ms = 1000 * substr(step_line, RSTART, RLENGTH - 2)
+        if (match(step_line, /[0-9.]+ img\/s/)) {
+          step_ms = 32000 / substr(step_line, RSTART, RLENGTH - 6)
+        } else if (match(step_line, /[0-9.]+ s$/)) {
+          step_ms = 1000 * substr(step_line, RSTART, RLENGTH - 2)
+        }
         printf "  %9.1f ms in oneDNN, %.1f ms outside it, of a %.1f ms step (%s)\n", total,
                step_ms - total, step_ms, step_line
       }' "$1"
   }
-  echo "-- gradflow (iteration 2: $(grep -E '  iter 2/2 ' "$out/gradflow_verbose.log" | sed -E 's/.*  ([0-9.]+ img\/s).*/\1/'))"
+  echo "-- gradflow (iteration 2)"
   summarize "$out/gradflow_verbose.log" '  iter 1/2 ' '  iter 2/2 ' | head -25
   echo "-- PyTorch channels_last, glibc keeping freed memory (step 3: its step 2 is not yet steady)"
   summarize "$out/torch_verbose.log" 'step 2: .*\(warmup\)' 'step 3: ' | head -25
