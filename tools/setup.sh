@@ -14,7 +14,7 @@ packages=(
   # libraries (find_package names in third_party/dependencies.cmake)
   libtbb-dev libabsl-dev libflatbuffers-dev flatbuffers-compiler
   libgtest-dev libgmock-dev googletest libbenchmark-dev
-  libgloo-dev libdnnl-dev ocl-icd-opencl-dev libturbojpeg0-dev zlib1g-dev
+  libgloo-dev libhiredis-dev libibverbs-dev libdnnl-dev ocl-icd-opencl-dev libturbojpeg0-dev zlib1g-dev
   # data and rendezvous for the runtime's tests
   dataset-fashion-mnist redis-server
 )
