@@ -99,6 +99,11 @@ absl::Status Optimizer::Apply(std::span<float> params, std::span<const float> gr
     return absl::FailedPreconditionError(
         "optimizer: Apply called before BeginStep set the iteration's learning rate");
   }
+  return Apply(hyper_, params, grads, begin, end);
+}
+
+absl::Status Optimizer::Apply(const ops::SgdHyper& hyper, std::span<float> params,
+                              std::span<const float> grads, int64_t begin, int64_t end) {
   const auto size = static_cast<int64_t>(momentum_.size());
   if (static_cast<int64_t>(params.size()) != size || static_cast<int64_t>(grads.size()) != size) {
     return absl::InvalidArgumentError(
@@ -120,18 +125,18 @@ absl::Status Optimizer::Apply(std::span<float> params, std::span<const float> gr
   if (first == last) return absl::OkStatus();
 
   const ops::SgdSegment head = Clip(*first, begin, end);
-  if (absl::Status s = ops::cpu::SgdUpdate(params, grads, momentum_, {&head, 1}, hyper_); !s.ok()) {
+  if (absl::Status s = ops::cpu::SgdUpdate(params, grads, momentum_, {&head, 1}, hyper); !s.ok()) {
     return s;
   }
   if (last - first == 1) return absl::OkStatus();
   const std::span<const ops::SgdSegment> middle(first + 1, last - 1);
   if (!middle.empty()) {
-    if (absl::Status s = ops::cpu::SgdUpdate(params, grads, momentum_, middle, hyper_); !s.ok()) {
+    if (absl::Status s = ops::cpu::SgdUpdate(params, grads, momentum_, middle, hyper); !s.ok()) {
       return s;
     }
   }
   const ops::SgdSegment tail = Clip(*(last - 1), begin, end);
-  return ops::cpu::SgdUpdate(params, grads, momentum_, {&tail, 1}, hyper_);
+  return ops::cpu::SgdUpdate(params, grads, momentum_, {&tail, 1}, hyper);
 }
 
 absl::Status Optimizer::ApplyAll(std::span<float> params, std::span<const float> grads) {

@@ -48,6 +48,11 @@ class Optimizer {
   absl::Status Apply(std::span<float> params, std::span<const float> grads, int64_t begin,
                      int64_t end);
   absl::Status ApplyAll(std::span<float> params, std::span<const float> grads);
+  // The same with the hyperparameters of an earlier step (step_hyper() then): data-parallel
+  // training applies a bucket's update once its allreduce has finished, which may be after the
+  // next step has begun.
+  absl::Status Apply(const ops::SgdHyper& hyper, std::span<float> params,
+                     std::span<const float> grads, int64_t begin, int64_t end);
 
   // The lr of the last step begun, 0 before any (what a checkpoint saves).
   double previous_lr() const { return previous_lr_; }
@@ -57,6 +62,8 @@ class Optimizer {
   const std::vector<ops::SgdSegment>& segments() const { return segments_; }
 
   std::span<const float> momentum() const { return momentum_; }
+  // For replicas that must start from one node's state (a broadcast after a resume).
+  std::span<float> mutable_momentum() { return momentum_; }
   // Restores the state a checkpoint saved. InvalidArgument when the momentum size differs from
   // the buffer or previous_lr is negative or not finite; the state is unchanged then.
   absl::Status Restore(std::span<const float> momentum, double previous_lr);

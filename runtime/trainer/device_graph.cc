@@ -43,10 +43,18 @@ absl::StatusOr<std::unique_ptr<DeviceGraph>> DeviceGraph::Create(const graph::Gr
 }
 
 int32_t DeviceGraph::AddWork(std::string name, int32_t stream, sched::NodeWork work,
-                             std::span<const int32_t> after) {
+                             std::span<const int32_t> after, std::span<const int32_t> before) {
   const int32_t id = tasks_->AddNode(std::move(name), stream, std::move(work));
-  for (int32_t before : after) tasks_->AddEdge(before, id);
+  for (int32_t from : after) tasks_->AddEdge(from, id);
+  for (int32_t to : before) tasks_->AddEdge(id, to);
   return id;
+}
+
+absl::Status DeviceGraph::RunOnComputeStream(std::function<absl::Status()> work) {
+  absl::Status status;
+  stream_->Enqueue([&status, &work]() mutable { status = work(); });
+  if (absl::Status s = stream_->Synchronize(); !s.ok()) return s;
+  return status;
 }
 
 absl::Status DeviceGraph::Start() {

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -38,12 +39,15 @@ class DeviceGraph {
   // Before Start: more work for every iteration, e.g. the optimizer update on the compute stream
   // after the last step. Returns the task node id.
   int32_t AddWork(std::string name, int32_t stream, sched::NodeWork work,
-                  std::span<const int32_t> after);
+                  std::span<const int32_t> after, std::span<const int32_t> before = {});
   int32_t last_step_node() const { return static_cast<int32_t>(plan_.steps.size()) - 1; }
   // Creates the executor; the task graph is fixed from here on.
   absl::Status Start();
   // One iteration: every step (and added work) once.
   absl::Status Run();
+  // Runs `work` on the compute stream, outside any iteration, and waits for it: host-side work
+  // that uses the device's OpenMP team (e.g. applying the last updates) must run there.
+  absl::Status RunOnComputeStream(std::function<absl::Status()> work);
 
   const graph::Graph& graph() const { return bound_; }
   const sched::Plan& plan() const { return plan_; }

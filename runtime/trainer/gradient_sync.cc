@@ -1,0 +1,161 @@
+#include "runtime/trainer/gradient_sync.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+
+namespace gradflow::runtime {
+namespace {
+
+double Seconds(std::chrono::steady_clock::duration d) {
+  return std::chrono::duration<double>(d).count();
+}
+
+}  // namespace
+
+GradientSync::GradientSync(DeviceGraph& graph, dist::Collectives& collectives,
+                           Optimizer& optimizer, const GradientSyncOptions& options)
+    : graph_(graph), collectives_(collectives), optimizer_(optimizer), options_(options) {}
+
+GradientSync::~GradientSync() {
+  // An allreduce still in flight writes into the gradient buffer and calls back into this
+  // object: wait for it (the collectives bound this by their timeout).
+  std::unique_lock lock(mutex_);
+  reduced_.wait_for(lock, options_.wait_limit, [this] { return in_flight_ == 0; });
+}
+
+absl::StatusOr<std::unique_ptr<GradientSync>> GradientSync::Attach(
+    DeviceGraph& graph, dist::Collectives& collectives, Optimizer& optimizer,
+    const GradientSyncOptions& options) {
+  absl::StatusOr<std::vector<sched::Bucket>> buckets =
+      sched::PlanBuckets(graph.graph(), graph.plan(), options.bucket_bytes);
+  if (!buckets.ok()) return buckets.status();
+  std::unique_ptr<GradientSync> sync(new GradientSync(graph, collectives, optimizer, options));
+  sync->buckets_ = *std::move(buckets);
+  sync->state_.resize(sync->buckets_.size());
+  sync->allreduce_started_.resize(sync->buckets_.size());
+  sync->last_step_node_ = graph.last_step_node();
+  GradientSync* self = sync.get();
+  int32_t previous_allreduce = -1;
+  for (size_t b = 0; b < self->buckets_.size(); ++b) {
+    const sched::Bucket& bucket = self->buckets_[b];
+    std::vector<int32_t> after = {bucket.ready_step};
+    if (previous_allreduce >= 0) after.push_back(previous_allreduce);
+    previous_allreduce = graph.AddWork(
+        absl::StrCat("allreduce:bucket", b), sched::kHostStream,
+        [self, b] { return self->StartAllreduce(b); }, after);
+    self->allreduce_nodes_.push_back(previous_allreduce);
+
+    // Plan steps are task nodes 0..n-1 chained in stream order: sitting between the step before
+    // the first reader and the first reader puts the update exactly there on the stream.
+    std::vector<int32_t> before_update;
+    if (bucket.first_reader_step > 0) before_update.push_back(bucket.first_reader_step - 1);
+    const int32_t first_reader = bucket.first_reader_step;
+    graph.AddWork(absl::StrCat("sgd_update:bucket", b), sched::kComputeStream,
+                  [self, b] { return self->WaitAndUpdate(b); }, before_update,
+                  std::span(&first_reader, 1));
+  }
+  return sync;
+}
+
+void GradientSync::ObserveExecutor() {
+  graph_.executor().AddObserver(this);
+  std::lock_guard lock(mutex_);
+  observing_ = true;
+}
+
+absl::Status GradientSync::StartAllreduce(size_t bucket) {
+  const sched::Bucket& b = buckets_[bucket];
+  {
+    std::lock_guard lock(mutex_);
+    BucketState& s = state_[bucket];
+    s.pending = true;
+    s.reduced = false;
+    s.status = absl::OkStatus();
+    s.hyper = optimizer_.step_hyper();
+    if (in_flight_++ == 0) busy_since_ = Clock::now();
+    ++stats_.allreduces;
+    stats_.bytes_reduced += b.bytes(sizeof(float));
+  }
+  std::span<float> grads = graph_.Floats(sched::BufferKind::kGradients);
+  collectives_.AllreduceSum(grads.subspan(b.begin, b.end - b.begin),
+                            static_cast<int>(bucket % collectives_.lanes()),
+                            [this, bucket](absl::Status status) { Reduced(bucket, status); });
+  return absl::OkStatus();
+}
+
+void GradientSync::Reduced(size_t bucket, const absl::Status& status) {
+  std::lock_guard lock(mutex_);
+  BucketState& s = state_[bucket];
+  s.reduced = true;
+  s.status = status;
+  if (--in_flight_ == 0) stats_.communication_seconds += Seconds(Clock::now() - busy_since_);
+  reduced_.notify_all();
+}
+
+absl::Status GradientSync::WaitAndUpdate(size_t bucket) {
+  ops::SgdHyper hyper;
+  {
+    std::unique_lock lock(mutex_);
+    BucketState& s = state_[bucket];
+    if (!s.pending) return absl::OkStatus();  // the first iteration: nothing reduced yet
+    const Clock::time_point start = Clock::now();
+    const bool done = reduced_.wait_for(lock, options_.wait_limit, [&s] { return s.reduced; });
+    stats_.exposed_seconds += Seconds(Clock::now() - start);
+    if (!done) {
+      return absl::DeadlineExceededError(
+          absl::StrCat("the allreduce of gradient bucket ", bucket, " did not report back within ",
+                       options_.wait_limit.count() / 1000, " s"));
+    }
+    if (!s.status.ok()) {
+      return absl::Status(s.status.code(), absl::StrCat("allreduce of gradient bucket ", bucket,
+                                                        ": ", s.status.message()));
+    }
+    s.pending = false;
+    hyper = s.hyper;
+  }
+  const sched::Bucket& b = buckets_[bucket];
+  return optimizer_.Apply(hyper, graph_.Floats(sched::BufferKind::kParameters),
+                          graph_.Floats(sched::BufferKind::kGradients), b.begin, b.end);
+}
+
+absl::Status GradientSync::Flush() {
+  return graph_.RunOnComputeStream([this]() -> absl::Status {
+    for (size_t b = 0; b < buckets_.size(); ++b) {
+      if (absl::Status s = WaitAndUpdate(b); !s.ok()) return s;
+    }
+    return absl::OkStatus();
+  });
+}
+
+CommunicationStats GradientSync::stats() const {
+  std::lock_guard lock(mutex_);
+  CommunicationStats stats = stats_;
+  if (in_flight_ > 0) stats.communication_seconds += Seconds(Clock::now() - busy_since_);
+  return stats;
+}
+
+void GradientSync::OnNodeStart(const sched::NodeEvent& event) {
+  const auto it = std::find(allreduce_nodes_.begin(), allreduce_nodes_.end(), event.node);
+  if (it == allreduce_nodes_.end()) return;
+  std::lock_guard lock(mutex_);
+  allreduce_started_[it - allreduce_nodes_.begin()] = event.time;
+}
+
+void GradientSync::OnNodeEnd(const sched::NodeEvent& event) {
+  if (event.node != last_step_node_) return;
+  std::lock_guard lock(mutex_);
+  backward_ended_ = event.time;
+}
+
+void GradientSync::OnIterationEnd(int64_t /*iteration*/, const absl::Status& status) {
+  std::lock_guard lock(mutex_);
+  ++stats_.iterations;
+  if (!status.ok() || !observing_) return;
+  for (const Clock::time_point started : allreduce_started_) {
+    stats_.allreduces_started_during_backward += started < backward_ended_;
+  }
+}
+
+}  // namespace gradflow::runtime
