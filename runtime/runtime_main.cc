@@ -2,9 +2,12 @@
 //
 // Exit codes: 0 success, 1 failure (unreadable graph or data, divergence, a kernel error),
 // 2 usage error (unknown flag, malformed value).
+#include <unistd.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <iostream>
 #include <string>
 #include <thread>
@@ -13,6 +16,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "runtime/cli/flags.h"
+#include "runtime/launch/private_dir.h"
+#include "runtime/launch/supervise.h"
+#include "runtime/trainer/summary_json.h"
 #include "runtime/trainer/trainer.h"
 
 namespace gradflow::runtime {
@@ -24,6 +30,55 @@ constexpr int kExitUsage = 2;
 int Fail(int code, absl::string_view message) {
   std::fprintf(stderr, "runtime: %.*s\n", static_cast<int>(message.size()), message.data());
   return code;
+}
+
+// The rank of this node when the cluster's launcher says it rather than --node-rank.
+int64_t RankFromEnvironment() {
+  for (const char* name : {"SLURM_PROCID", "OMPI_COMM_WORLD_RANK", "PMI_RANK"}) {
+    if (const char* value = std::getenv(name); value != nullptr && *value != '\0') {
+      char* end = nullptr;
+      const long long rank = std::strtoll(value, &end, 10);
+      if (*end == '\0' && rank >= 0) return rank;
+    }
+  }
+  return -1;
+}
+
+// `runtime --nodes N` without a rendezvous: this process starts the N nodes on this machine and
+// supervises them (launch/supervise.h); they meet through a private FileStore directory.
+int SuperviseLocalNodes(const std::vector<std::string>& args, const TrainerConfig& config,
+                        bool threads_set) {
+  absl::StatusOr<std::string> dir = launch::MakePrivateDirectory("gradflow-rendezvous");
+  if (!dir.ok()) return Fail(kExitFailure, dir.status().message());
+  char self[4096];
+  const ssize_t length = ::readlink("/proc/self/exe", self, sizeof(self) - 1);
+  if (length <= 0) return Fail(kExitFailure, "cannot find this program's path in /proc/self/exe");
+  launch::SuperviseOptions options;
+  // Nodes notice a dead peer within the collective timeout; give them that long to exit on their
+  // own, with their own message, before they are stopped.
+  options.grace = std::chrono::milliseconds(static_cast<int64_t>(config.dist.timeout_seconds * 1000) + 10000);
+  // Unless told otherwise, the nodes share this machine's cores instead of each taking all.
+  const int64_t threads = std::max<int64_t>(
+      1, static_cast<int64_t>(std::thread::hardware_concurrency()) / config.dist.nodes);
+  for (int64_t rank = 0; rank < config.dist.nodes; ++rank) {
+    launch::NodeCommand node{.program = std::string(self, static_cast<size_t>(length)), .args = args};
+    for (std::string extra : {std::string("--node-rank"), absl::StrCat(rank), std::string("--rendezvous"),
+                              absl::StrCat("file://", *dir), std::string("--job-id"), std::string("local")}) {
+      node.args.push_back(std::move(extra));
+    }
+    if (!threads_set) {
+      node.args.push_back("--threads");
+      node.args.push_back(absl::StrCat(threads));
+    }
+    options.nodes.push_back(std::move(node));
+  }
+  absl::StatusOr<launch::SuperviseResult> result = launch::Supervise(options);
+  (void)launch::RemoveTree(*dir);
+  if (!result.ok()) return Fail(kExitFailure, result.status().message());
+  if (result->exit_code != 0) {
+    std::fprintf(stderr, "runtime: %s\n", result->summary.c_str());
+  }
+  return result->exit_code;
 }
 
 int Main(int argc, char** argv) {
@@ -73,6 +128,23 @@ int Main(int argc, char** argv) {
   flags.String("resume", &config.resume_dir, "continue from the newest checkpoint in DIR", "DIR");
   flags.Int("eval-every", &config.eval_every, "epochs between evaluations (0: only at the end)");
   flags.Int("log-every", &config.log_every, "iterations between progress lines (0: ~20/epoch)");
+  DistributedConfig& dist = config.dist;
+  int64_t node_rank = -1;
+  flags.Int("nodes", &dist.nodes,
+            "nodes (replicas) in the job; without --rendezvous all are started on this machine");
+  flags.Int("node-rank", &node_rank,
+            "this node's rank in [0, nodes) (default: SLURM_PROCID or OMPI_COMM_WORLD_RANK)");
+  flags.String("rendezvous", &dist.rendezvous,
+               "where the nodes meet: file:///shared/dir | redis://host:port", "URI");
+  flags.String("job-id", &dist.job_id, "names this run in the rendezvous store (fresh per run)", "ID");
+  flags.Double("timeout", &dist.timeout_seconds,
+               "seconds any collective may take before the job fails (a dead or stalled node)");
+  flags.Double("bucket-mb", &dist.bucket_mb, "gradient bucket size cap in MB (allreduce unit)");
+  flags.Int("comm-lanes", &dist.lanes, "buckets reduced at once, each on its own Gloo context");
+  flags.String("allreduce-algo", &dist.algorithm, "auto | ring | halving-doubling", "ALGO");
+  flags.String("transport", &dist.transport, "auto | tcp | ibverbs", "KIND");
+  std::string summary_json;
+  flags.String("summary-json", &summary_json, "node 0 writes the run's summary here as JSON", "FILE");
 
   std::vector<std::string> args(argv + 1, argv + argc);
   absl::StatusOr<FlagSet::Outcome> outcome = flags.Parse(args);
@@ -94,6 +166,18 @@ int Main(int argc, char** argv) {
     if (value < 0) return Fail(kExitUsage, absl::StrCat("--", name, " must not be negative, got ", value));
   }
   if (config.keep_checkpoints < 1) return Fail(kExitUsage, "--keep-checkpoints must be at least 1");
+  if (dist.nodes < 1) return Fail(kExitUsage, absl::StrCat("--nodes must be at least 1, got ", dist.nodes));
+  if (dist.lanes < 1) return Fail(kExitUsage, absl::StrCat("--comm-lanes must be at least 1, got ", dist.lanes));
+  if (!(dist.timeout_seconds > 0)) return Fail(kExitUsage, "--timeout must be positive");
+  if (!(dist.bucket_mb > 0)) return Fail(kExitUsage, "--bucket-mb must be positive");
+  if (dist.algorithm != "auto" && dist.algorithm != "ring" && dist.algorithm != "halving-doubling") {
+    return Fail(kExitUsage, absl::StrCat("--allreduce-algo: expected auto, ring or halving-doubling, got '",
+                                         dist.algorithm, "'"));
+  }
+  if (dist.transport != "auto" && dist.transport != "tcp" && dist.transport != "ibverbs") {
+    return Fail(kExitUsage,
+                absl::StrCat("--transport: expected auto, tcp or ibverbs, got '", dist.transport, "'"));
+  }
   config.seed = static_cast<uint64_t>(seed);
   config.optimizer.momentum = static_cast<float>(momentum);
   config.optimizer.weight_decay = static_cast<float>(weight_decay);
@@ -116,7 +200,7 @@ int Main(int argc, char** argv) {
   config.lr.decay = *d;
   if (!flags.WasSet("warmup-start-lr")) {
     // Warmup starts at the reference batch's lr and never ramps down to a smaller target.
-    const double ratio = static_cast<double>(config.batch) / config.lr.reference_batch;
+    const double ratio = static_cast<double>(config.batch * dist.nodes) / config.lr.reference_batch;
     const double target = config.lr.base_lr * (config.lr.scaling == LrScaling::kLinear ? ratio
                                                : config.lr.scaling == LrScaling::kSqrt
                                                    ? std::sqrt(ratio)
@@ -124,12 +208,58 @@ int Main(int argc, char** argv) {
     config.lr.warmup_start_lr = std::min(config.lr.base_lr, target);
   }
 
+  if (dist.nodes > 1 && dist.rendezvous.empty()) {
+    if (node_rank >= 0) return Fail(kExitUsage, "--node-rank needs --rendezvous");
+    return SuperviseLocalNodes(args, config, flags.WasSet("threads"));
+  }
+  dist.rank = node_rank >= 0 ? node_rank : RankFromEnvironment();
+  if (dist.nodes == 1 && dist.rank < 0) dist.rank = 0;
+  if (dist.rank < 0) {
+    return Fail(kExitUsage, "--node-rank is required with --rendezvous (or set SLURM_PROCID or "
+                            "OMPI_COMM_WORLD_RANK)");
+  }
+  if (dist.rank >= dist.nodes) {
+    return Fail(kExitUsage, absl::StrCat("--node-rank ", dist.rank, " is not below --nodes ", dist.nodes));
+  }
+
   absl::StatusOr<TrainSummary> summary = Train(config, std::cout);
-  if (!summary.ok()) return Fail(kExitFailure, summary.status().message());
+  if (!summary.ok()) {
+    if (dist.nodes > 1) {
+      // Peers may be gone: leave without waiting on connections that will never answer.
+      std::fprintf(stderr, "runtime: node %lld: %.*s\n", static_cast<long long>(dist.rank),
+                   static_cast<int>(summary.status().message().size()), summary.status().message().data());
+      std::fflush(nullptr);
+      ::_exit(kExitFailure);
+    }
+    return Fail(kExitFailure, summary.status().message());
+  }
+  if (!summary_json.empty() && summary->rank == 0) {
+    if (absl::Status written = WriteSummaryJson(summary_json, config, *summary); !written.ok()) {
+      return Fail(kExitFailure, written.message());
+    }
+  }
+  const CommunicationStats& comm = summary->communication;
+  if (summary->nodes > 1) {
+    const double per_iteration = summary->iterations > 0 ? 1.0 / summary->iterations : 0;
+    std::cout << absl::StrFormat(
+        "node %d: per iteration %.3f s compute, %.3f s communication, %.3f s exposed "
+        "(%.0f%% hidden); %d bucket%s, %d of %d allreduces started during backward; "
+        "parameters identical on all %d nodes (checksum %016x)\n",
+        summary->rank, (summary->seconds - comm.exposed_seconds) * per_iteration,
+        comm.communication_seconds * per_iteration, comm.exposed_seconds * per_iteration,
+        comm.communication_seconds > 0
+            ? 100 * (1 - comm.exposed_seconds / comm.communication_seconds)
+            : 100.0,
+        summary->buckets, summary->buckets > 1 ? "s" : "", comm.allreduces_started_during_backward,
+        comm.allreduces, summary->nodes, summary->parameter_checksum);
+  }
   std::cout << absl::StrFormat(
-      "done: %d iterations in %.1f s, %.1f img/s (data waits %.1f s), last epoch loss %.4f, "
+      "done: %d iterations in %.1f s, %.1f img/s%s (data waits %.1f s), last epoch loss %.4f, "
       "eval top-1 %.2f%% top-5 %.2f%% on %d images, %d unreadable examples skipped%s\n",
       summary->iterations, summary->seconds, summary->images_per_second,
+      summary->nodes > 1 ? absl::StrFormat(" on this node, %.1f in all",
+                                           summary->images_per_second * summary->nodes)
+                         : std::string(),
       summary->data_wait_seconds, summary->final_loss, 100 * summary->eval.top1,
       100 * summary->eval.top5, summary->eval.examples, summary->unreadable_examples,
       summary->last_checkpoint.empty() ? "" : absl::StrCat(", checkpoint ", summary->last_checkpoint));

@@ -14,6 +14,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "graph/serialize.h"
 #include "ops/inference_graph.h"
 #include "ops/registry.h"
@@ -136,6 +137,26 @@ absl::StatusOr<data::LoaderState> DecodeLoaderState(const std::vector<uint8_t>& 
   return s;
 }
 
+// What every node of a job must agree on: the graph and every flag that changes the arithmetic or
+// the data order. Threads and paths may differ between nodes.
+std::string Fingerprint(const TrainerConfig& c, uint64_t graph_hash) {
+  const LrScheduleConfig& lr = c.lr;
+  const OptimizerConfig& o = c.optimizer;
+  const DistributedConfig& d = c.dist;
+  return absl::StrFormat(
+      "graph=%016x nodes=%d batch=%d epochs=%d iters=%d seed=%d data=%s channels_last=%d "
+      "lr=%g lr_reference_batch=%d lr_scaling=%d warmup=%d warmup_epochs=%g warmup_start_lr=%g "
+      "lr_decay=%d lr_decay_factor=%g lr_milestones=%s momentum=%g nesterov=%d weight_decay=%g "
+      "momentum_correction=%d bucket_mb=%g lanes=%d allreduce_algorithm=%s timeout=%g "
+      "checkpoints=%d checkpoint_every=%d eval_every=%d",
+      graph_hash, d.nodes, c.batch, c.epochs, c.iters, c.seed, c.data, c.channels_last,
+      lr.base_lr, lr.reference_batch, static_cast<int>(lr.scaling), static_cast<int>(lr.warmup),
+      lr.warmup_epochs, lr.warmup_start_lr, static_cast<int>(lr.decay), lr.decay_factor,
+      absl::StrJoin(lr.milestones, ","), o.momentum, o.nesterov, o.weight_decay,
+      o.momentum_correction, d.bucket_mb, d.lanes, d.algorithm, d.timeout_seconds,
+      !c.checkpoint_dir.empty(), c.checkpoint_every, c.eval_every);
+}
+
 class Trainer {
  public:
   Trainer(const TrainerConfig& config, std::ostream& out) : config_(config), out_(out) {}
@@ -144,8 +165,13 @@ class Trainer {
  private:
   absl::Status Setup();
   absl::Status InitializeOrResume();
+  absl::Status Resume();
   absl::StatusOr<EvalResult> Evaluate();
   absl::Status SaveCheckpoint(int64_t completed);
+  // Applies the updates still in flight and makes the BN statistics the replicas' mean, so that
+  // evaluation and checkpoints see one model. Collective: every node calls it at the same point.
+  absl::Status Settle();
+  bool root() const { return group_->rank() == 0; }
   void Progress(int64_t iteration, int64_t epoch, double loss, double top1, double images_per_s,
                 double lr, bool final_line);
 
@@ -162,6 +188,9 @@ class Trainer {
   Io train_io_;
   Io eval_io_;
   std::unique_ptr<data::BatchLoader> loader_;
+  std::unique_ptr<ReplicaGroup> group_;
+  std::unique_ptr<GradientSync> sync_;
+  bool settled_ = true;  // no update pending and BN statistics averaged since the last iteration
   std::optional<LrSchedule> schedule_;
   std::optional<Optimizer> optimizer_;
   int64_t start_iteration_ = 0;
@@ -179,6 +208,10 @@ absl::Status Trainer::Setup() {
     return absl::InvalidArgumentError(absl::StrCat(
         config_.graph_path, ": not a training graph (no gradients); compile it with modelc"));
   }
+  absl::StatusOr<std::unique_ptr<ReplicaGroup>> group =
+      ReplicaGroup::Join(config_.dist, Fingerprint(config_, GraphHash(graph_bytes_)));
+  if (!group.ok()) return group.status();
+  group_ = *std::move(group);
 
   const int threads = config_.threads > 0 ? static_cast<int>(config_.threads)
                                           : static_cast<int>(std::thread::hardware_concurrency());
@@ -222,6 +255,8 @@ absl::Status Trainer::Setup() {
   }
   absl::StatusOr<std::unique_ptr<data::BatchLoader>> loader = data::BatchLoader::Create(
       dataset_, {.split = data::Split::kTrain,
+                 .world_size = group_->size(),
+                 .rank = group_->rank(),
                  .per_replica_batch = config_.batch,
                  .seed = config_.seed,
                  .decode_threads = static_cast<int>(config_.decode_threads),
@@ -230,27 +265,31 @@ absl::Status Trainer::Setup() {
   loader_ = *std::move(loader);
 
   LrScheduleConfig lr = config_.lr;
-  lr.global_batch = config_.batch;
+  lr.global_batch = config_.batch * group_->size();  // the linear scaling rule's kn
   lr.total_epochs = static_cast<double>(config_.epochs);
   absl::StatusOr<LrSchedule> schedule = LrSchedule::Create(lr);
   if (!schedule.ok()) return schedule.status();
   schedule_ = *std::move(schedule);
+  // The allreduce sums the replicas' mean gradients; 1/n makes that the global batch's mean, so the
+  // loss is normalized by the global batch (sec. 2.2 of the paper).
+  OptimizerConfig optimizer_config = config_.optimizer;
+  optimizer_config.grad_scale /= static_cast<float>(group_->size());
   absl::StatusOr<Optimizer> optimizer = Optimizer::Create(
-      config_.optimizer, static_cast<int64_t>(train_->Floats(sched::BufferKind::kParameters).size()),
+      optimizer_config, static_cast<int64_t>(train_->Floats(sched::BufferKind::kParameters).size()),
       train_->plan().sgd_segments);
   if (!optimizer.ok()) return optimizer.status();
   optimizer_ = *std::move(optimizer);
 
-  // The update runs on the compute stream after the last backward step: it is OpenMP work, and
-  // the stream's thread owns the device's only OpenMP team.
-  const int32_t last = train_->last_step_node();
-  train_->AddWork("sgd_update", sched::kComputeStream,
-                  [this] {
-                    return optimizer_->ApplyAll(train_->Floats(sched::BufferKind::kParameters),
-                                                train_->Floats(sched::BufferKind::kGradients));
-                  },
-                  std::span(&last, 1));
+  // Per bucket an allreduce and an SGD update, in the task graph (see gradient_sync.h). The
+  // updates run on the compute stream: they are OpenMP work, and the stream's thread owns the
+  // device's only OpenMP team.
+  absl::StatusOr<std::unique_ptr<GradientSync>> sync = GradientSync::Attach(
+      *train_, group_->collectives(), *optimizer_,
+      {.bucket_bytes = std::max<int64_t>(1, static_cast<int64_t>(config_.dist.bucket_mb * (1 << 20)))});
+  if (!sync.ok()) return sync.status();
+  sync_ = *std::move(sync);
   if (absl::Status s = train_->Start(); !s.ok()) return s;
+  sync_->ObserveExecutor();
   return eval_->Start();
 }
 
@@ -263,8 +302,20 @@ absl::Status Trainer::InitializeOrResume() {
     std::span<float> values(ref->as<float>(), static_cast<size_t>(ref->num_elements()));
     if (absl::Status s = InitializeTensor(g, t, config_.seed, values); !s.ok()) return s;
   }
-  if (config_.resume_dir.empty()) return absl::OkStatus();
+  if (absl::Status s = Resume(); !s.ok()) return s;
+  // Every replica starts from node 0's state, whatever each one initialized or read.
+  if (absl::Status s = group_->BroadcastFromRoot(train_->Floats(sched::BufferKind::kParameters));
+      !s.ok()) {
+    return s;
+  }
+  if (absl::Status s = group_->BroadcastFromRoot(train_->Floats(sched::BufferKind::kState)); !s.ok()) {
+    return s;
+  }
+  return group_->BroadcastFromRoot(optimizer_->mutable_momentum());
+}
 
+absl::Status Trainer::Resume() {
+  if (config_.resume_dir.empty()) return absl::OkStatus();
   const CheckpointExpectation expected{
       .graph_hash = GraphHash(graph_bytes_),
       .parameter_count = static_cast<int64_t>(train_->Floats(sched::BufferKind::kParameters).size()),
@@ -290,12 +341,31 @@ absl::Status Trainer::InitializeOrResume() {
   if (!state.ok()) return state.status();
   if (absl::Status s = loader_->Restore(*state); !s.ok()) return s;
   start_iteration_ = ckpt.iteration;
-  out_ << "resumed from " << resume->path << " at iteration " << ckpt.iteration << "\n";
+  if (root()) out_ << "resumed from " << resume->path << " at iteration " << ckpt.iteration << "\n";
+  return absl::OkStatus();
+}
+
+absl::Status Trainer::Settle() {
+  if (settled_) return absl::OkStatus();
+  if (absl::Status s = sync_->Flush(); !s.ok()) return s;
+  const graph::Graph& g = train_->graph();
+  for (const graph::Tensor& t : g.tensors) {
+    if (t.role != graph::TensorRole::kState) continue;
+    absl::StatusOr<ops::TensorRef> ref = train_->Tensor(t.name);
+    if (!ref.ok()) continue;
+    if (absl::Status s = group_->Average({ref->as<float>(), static_cast<size_t>(ref->num_elements())});
+        !s.ok()) {
+      return s;
+    }
+  }
+  settled_ = true;
   return absl::OkStatus();
 }
 
 absl::Status Trainer::SaveCheckpoint(int64_t completed) {
   if (config_.checkpoint_dir.empty()) return absl::OkStatus();
+  if (absl::Status s = Settle(); !s.ok()) return s;
+  if (!root()) return absl::OkStatus();  // one writer; every node holds the same model now
   const std::vector<uint8_t> loader_state = EncodeLoaderState(loader_->State());
   CheckpointView view{.graph_hash = GraphHash(graph_bytes_),
                       .parameters = train_->Floats(sched::BufferKind::kParameters),
@@ -314,6 +384,7 @@ absl::Status Trainer::SaveCheckpoint(int64_t completed) {
 }
 
 absl::StatusOr<EvalResult> Trainer::Evaluate() {
+  if (absl::Status s = Settle(); !s.ok()) return s;
   // The evaluation graph has its own buffers: copy the trained parameters and statistics in.
   const graph::Graph& g = eval_->graph();
   for (const graph::Tensor& t : g.tensors) {
@@ -326,6 +397,8 @@ absl::StatusOr<EvalResult> Trainer::Evaluate() {
   }
   absl::StatusOr<std::unique_ptr<data::BatchLoader>> loader = data::BatchLoader::Create(
       dataset_, {.split = data::Split::kEval,
+                 .world_size = group_->size(),
+                 .rank = group_->rank(),
                  .per_replica_batch = config_.batch,
                  .seed = config_.seed,
                  .decode_threads = static_cast<int>(config_.decode_threads),
@@ -353,6 +426,14 @@ absl::StatusOr<EvalResult> Trainer::Evaluate() {
     }
     result.examples += batch->size;
   }
+  // Each node evaluated its share of the split: add the shares up.
+  float totals[4] = {static_cast<float>(result.examples), static_cast<float>(loss_sum),
+                     static_cast<float>(correct.top1), static_cast<float>(correct.top5)};
+  if (absl::Status s = group_->Sum(totals); !s.ok()) return s;
+  result.examples = static_cast<int64_t>(totals[0]);
+  loss_sum = totals[1];
+  correct.top1 = static_cast<int64_t>(totals[2]);
+  correct.top5 = static_cast<int64_t>(totals[3]);
   if (result.examples > 0) {
     result.loss = loss_sum / result.examples;
     result.top1 = static_cast<double>(correct.top1) / result.examples;
@@ -363,9 +444,11 @@ absl::StatusOr<EvalResult> Trainer::Evaluate() {
 
 void Trainer::Progress(int64_t iteration, int64_t epoch, double loss, double top1,
                        double images_per_s, double lr, bool final_line) {
+  if (!root()) return;
   const int64_t ipe = loader_->IterationsPerEpoch();
   const int64_t total = config_.iters > 0 ? config_.iters : config_.epochs * ipe;
-  const double eta = images_per_s > 0 ? (total - iteration) * config_.batch / images_per_s : 0;
+  const double eta =
+      images_per_s > 0 ? (total - iteration) * config_.batch * group_->size() / images_per_s : 0;
   std::string line = absl::StrFormat(
       "epoch %d/%d  iter %d/%d  loss %.4f  top-1 %5.1f%%  %.1f img/s  lr %.5f  ETA %s",
       epoch + 1, config_.epochs, iteration, total, loss, 100 * top1, images_per_s, lr, Duration(eta));
@@ -389,9 +472,16 @@ absl::StatusOr<TrainSummary> Trainer::Run() {
   const int64_t ipe = loader_->IterationsPerEpoch();
   const int64_t total = config_.iters > 0 ? config_.iters : config_.epochs * ipe;
   const int64_t log_every = config_.log_every > 0 ? config_.log_every : std::max<int64_t>(1, ipe / 20);
-  out_ << absl::StrFormat("training %s on %s: %d iterations/epoch of %d images, %d threads, %s\n",
-                          graph_.name, dataset_->Describe(), ipe, config_.batch,
-                          device_->threads(), schedule_->Describe());
+  if (root()) {
+    out_ << absl::StrFormat("training %s on %s: %d iterations/epoch of %d images, %d threads, %s\n",
+                            graph_.name, dataset_->Describe(), ipe, config_.batch * group_->size(),
+                            device_->threads(), schedule_->Describe());
+    const int64_t gradient_bytes = train_->Floats(sched::BufferKind::kGradients).size_bytes();
+    out_ << absl::StrFormat(
+        "data-parallel: %d node%s x batch %d, %d gradient bucket%s (%.1f MB of %.1f MB each at most)\n",
+        group_->size(), group_->size() > 1 ? "s" : "", config_.batch, sync_->buckets().size(),
+        sync_->buckets().size() > 1 ? "s" : "", gradient_bytes / 1048576.0, config_.dist.bucket_mb);
+  }
   TrainSummary summary;
   double window_loss = 0;
   int64_t window_top1 = 0;
@@ -411,13 +501,16 @@ absl::StatusOr<TrainSummary> Trainer::Run() {
     const double lr = schedule_->LrAt(it, ipe);
     if (absl::Status s = optimizer_->BeginStep(lr); !s.ok()) return s;
     if (absl::Status s = train_->Run(); !s.ok()) return s;
+    settled_ = false;
     const double loss = *train_io_.loss.as<float>();
     if (!std::isfinite(loss)) {
       return absl::InternalError(absl::StrCat("loss is ", loss, " at iteration ", it,
                                               " (lr ", lr, "): training diverged"));
     }
     const Correct c = CountCorrect(train_io_, batch->labels, batch->size);
-    train_seconds += Seconds(Clock::now() - step_start);
+    const double step_seconds = Seconds(Clock::now() - step_start);
+    train_seconds += step_seconds;
+    summary.iteration_seconds.push_back(step_seconds);
     images += batch->size;
     summary.data_wait_seconds += batch->wait_seconds;
     summary.unreadable_examples += batch->replaced;
@@ -436,7 +529,8 @@ absl::StatusOr<TrainSummary> Trainer::Run() {
       const double elapsed = Seconds(Clock::now() - window_start);
       Progress(done, it / ipe, window_loss / window_iters,
                static_cast<double>(window_top1) / window_examples,
-               elapsed > 0 ? window_examples / elapsed : 0, lr, epoch_end || run_end);
+               elapsed > 0 ? window_examples * group_->size() / elapsed : 0, lr,
+               epoch_end || run_end);
       window_loss = 0;
       window_top1 = window_examples = window_iters = 0;
       window_start = Clock::now();
@@ -444,7 +538,7 @@ absl::StatusOr<TrainSummary> Trainer::Run() {
     if (epoch_end || run_end) summary.final_loss = epoch_loss / epoch_iters;
     if (epoch_end) {
       const data::EpochStats stats = loader_->StatsOfEpoch(it / ipe);
-      if (stats.replaced > 0) {
+      if (stats.replaced > 0 && root()) {
         out_ << "epoch " << it / ipe + 1 << ": " << stats.replaced
              << " unreadable examples were skipped\n";
       }
@@ -457,7 +551,7 @@ absl::StatusOr<TrainSummary> Trainer::Run() {
       absl::StatusOr<EvalResult> eval = Evaluate();
       if (!eval.ok()) return eval.status();
       summary.eval = *eval;
-      out_ << absl::StrFormat("eval after iteration %d: loss %.4f  top-1 %.2f%%  top-5 %.2f%%  (%d images)\n",
+      if (root()) out_ << absl::StrFormat("eval after iteration %d: loss %.4f  top-1 %.2f%%  top-5 %.2f%%  (%d images)\n",
                               done, eval->loss, 100 * eval->top1, 100 * eval->top5, eval->examples)
            << std::flush;
       window_start = Clock::now();
@@ -469,6 +563,16 @@ absl::StatusOr<TrainSummary> Trainer::Run() {
       if (absl::Status s = SaveCheckpoint(done); !s.ok()) return s;
     }
   }
+  // The last iteration's updates are still in flight, and every replica must end identical.
+  if (absl::Status s = Settle(); !s.ok()) return s;
+  const std::span<const float> parameters = train_->Floats(sched::BufferKind::kParameters);
+  if (absl::Status s = group_->CheckIdenticalToRoot(parameters, "parameters"); !s.ok()) return s;
+  summary.parameter_checksum = Checksum(parameters);
+  summary.nodes = group_->size();
+  summary.rank = group_->rank();
+  summary.buckets = static_cast<int64_t>(sync_->buckets().size());
+  summary.gradient_bytes = static_cast<int64_t>(parameters.size_bytes());
+  summary.communication = sync_->stats();
   summary.last_iteration = total;
   summary.seconds = train_seconds;
   summary.images_per_second = train_seconds > 0 ? images / train_seconds : 0;

@@ -5,10 +5,13 @@
 #include <cstdint>
 #include <iosfwd>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "runtime/train/lr_schedule.h"
 #include "runtime/train/optimizer.h"
+#include "runtime/trainer/gradient_sync.h"
+#include "runtime/trainer/replica_group.h"
 
 namespace gradflow::runtime {
 
@@ -31,6 +34,7 @@ struct TrainerConfig {
   int64_t checkpoint_every = 0;  // iterations; 0: at the end of every epoch and of the run
   int64_t eval_every = 1;        // epochs; 0: only at the end of the run
   int64_t log_every = 0;         // iterations between progress lines; 0: about 20 per epoch
+  DistributedConfig dist;        // this node's place in a data-parallel job (one node by default)
 };
 
 struct EvalResult {
@@ -50,9 +54,18 @@ struct TrainSummary {
   int64_t unreadable_examples = 0;
   double data_wait_seconds = 0;
   std::string last_checkpoint;
+  // Data parallelism (also filled for one node, where nothing is communicated).
+  int nodes = 1;
+  int rank = 0;
+  int64_t buckets = 0;
+  int64_t gradient_bytes = 0;
+  CommunicationStats communication;
+  std::vector<double> iteration_seconds;  // wall time of each iteration this process ran
+  uint64_t parameter_checksum = 0;        // identical on every node at the end (checked)
 };
 
-// Progress goes to `out` (a live line on a terminal, plain lines otherwise), notices to stderr.
+// Progress goes to `out` (a live line on a terminal, plain lines otherwise; node 0 only), notices
+// to stderr.
 absl::StatusOr<TrainSummary> Train(const TrainerConfig& config, std::ostream& out);
 
 }  // namespace gradflow::runtime
