@@ -74,10 +74,13 @@ absl::Status GradientSync::StartAllreduce(size_t bucket) {
     s.reduced = false;
     s.status = absl::OkStatus();
     s.hyper = optimizer_.step_hyper();
+    s.iteration = iteration_.load();
     if (in_flight_++ == 0) busy_since_ = Clock::now();
     ++stats_.allreduces;
     stats_.bytes_reduced += b.bytes(sizeof(float));
   }
+  const int64_t iteration = iteration_.load();
+  for (BucketObserver* o : bucket_observers_) o->OnBucketIssued(iteration, bucket, Clock::now());
   std::span<float> grads = graph_.Floats(sched::BufferKind::kGradients);
   collectives_.AllreduceSum(grads.subspan(b.begin, b.end - b.begin),
                             static_cast<int>(bucket % collectives_.lanes()),
@@ -86,8 +89,10 @@ absl::Status GradientSync::StartAllreduce(size_t bucket) {
 }
 
 void GradientSync::Reduced(size_t bucket, const absl::Status& status) {
+  const Clock::time_point now = Clock::now();
   std::lock_guard lock(mutex_);
   BucketState& s = state_[bucket];
+  for (BucketObserver* o : bucket_observers_) o->OnBucketReduced(s.iteration, bucket, now, status);
   s.reduced = true;
   s.status = status;
   if (--in_flight_ == 0) stats_.communication_seconds += Seconds(Clock::now() - busy_since_);
@@ -102,7 +107,9 @@ absl::Status GradientSync::WaitAndUpdate(size_t bucket) {
     if (!s.pending) return absl::OkStatus();  // the first iteration: nothing reduced yet
     const Clock::time_point start = Clock::now();
     const bool done = reduced_.wait_for(lock, options_.wait_limit, [&s] { return s.reduced; });
-    stats_.exposed_seconds += Seconds(Clock::now() - start);
+    const Clock::time_point end = Clock::now();
+    stats_.exposed_seconds += Seconds(end - start);
+    for (BucketObserver* o : bucket_observers_) o->OnBucketWait(s.iteration, bucket, start, end);
     if (!done) {
       return absl::DeadlineExceededError(
           absl::StrCat("the allreduce of gradient bucket ", bucket, " did not report back within ",
@@ -135,6 +142,8 @@ CommunicationStats GradientSync::stats() const {
   if (in_flight_ > 0) stats.communication_seconds += Seconds(Clock::now() - busy_since_);
   return stats;
 }
+
+void GradientSync::OnIterationStart(int64_t iteration) { iteration_.store(iteration); }
 
 void GradientSync::OnNodeStart(const sched::NodeEvent& event) {
   const auto it = std::find(allreduce_nodes_.begin(), allreduce_nodes_.end(), event.node);

@@ -17,6 +17,7 @@
 // evaluation, checkpoints and the end of training).
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -55,6 +56,21 @@ struct CommunicationStats {
   int64_t allreduces_started_during_backward = 0;
 };
 
+// Sees each bucket's allreduce and the compute stream's waits for it (tracing). Called from TBB
+// workers, communication threads and the compute stream: thread-safe and quick.
+class BucketObserver {
+ public:
+  using Clock = std::chrono::steady_clock;
+  virtual ~BucketObserver() = default;
+  // `iteration` is the executor iteration whose backward produced the gradients.
+  virtual void OnBucketIssued(int64_t /*iteration*/, size_t /*bucket*/, Clock::time_point /*at*/) {}
+  virtual void OnBucketReduced(int64_t /*iteration*/, size_t /*bucket*/, Clock::time_point /*at*/,
+                               const absl::Status& /*status*/) {}
+  // The compute stream waited from `from` to `to` for the bucket before applying its update.
+  virtual void OnBucketWait(int64_t /*iteration*/, size_t /*bucket*/, Clock::time_point /*from*/,
+                            Clock::time_point /*to*/) {}
+};
+
 class GradientSync : public sched::ExecutionObserver {
  public:
   // Plans the buckets and adds their nodes to `graph`, which must not be started yet. Everything
@@ -73,9 +89,14 @@ class GradientSync : public sched::ExecutionObserver {
   // then incomplete and training must stop.
   absl::Status Flush();
 
+  // Before the first iteration; the observer must outlive this object.
+  void AddBucketObserver(BucketObserver* observer) { bucket_observers_.push_back(observer); }
+  // The task node of each bucket's allreduce and update (for tracers naming them).
+  const std::vector<int32_t>& allreduce_nodes() const { return allreduce_nodes_; }
   const std::vector<sched::Bucket>& buckets() const { return buckets_; }
   CommunicationStats stats() const;
 
+  void OnIterationStart(int64_t iteration) override;
   void OnNodeStart(const sched::NodeEvent& event) override;
   void OnNodeEnd(const sched::NodeEvent& event) override;
   void OnIterationEnd(int64_t iteration, const absl::Status& status) override;
@@ -87,6 +108,7 @@ class GradientSync : public sched::ExecutionObserver {
     bool reduced = false;  // that allreduce has reported back
     absl::Status status;
     ops::SgdHyper hyper;   // of the step whose gradients are being reduced
+    int64_t iteration = 0; // the executor iteration that produced them
   };
 
   GradientSync(DeviceGraph& graph, dist::Collectives& collectives, Optimizer& optimizer,
@@ -101,6 +123,8 @@ class GradientSync : public sched::ExecutionObserver {
   const GradientSyncOptions options_;
   std::vector<sched::Bucket> buckets_;
   std::vector<int32_t> allreduce_nodes_;  // task node per bucket
+  std::vector<BucketObserver*> bucket_observers_;
+  std::atomic<int64_t> iteration_{0};     // the executor's current iteration
   int32_t last_step_node_ = 0;
 
   mutable std::mutex mutex_;
