@@ -96,6 +96,9 @@ int Main(int argc, char** argv) {
   flags.String("data", &config.data,
                "synthetic | fashion-mnist[:DIR] | imagefolder:DIR (train/ and val/ inside)", "SPEC");
   flags.Int("batch", &config.batch, "images per iteration on this replica");
+  flags.Int("replicas-per-node", &config.replicas_per_node,
+            "virtual replicas: micro-batches of --batch per step on this node, each with its own "
+            "batch-norm statistics, gradients summed before the allreduce");
   flags.Int("epochs", &config.epochs, "length of the schedule in epochs");
   flags.Int("iters", &config.iters, "stop after this many iterations in all (0: run every epoch)");
   flags.Int("threads", &config.threads, "cores for compute (oneDNN's OpenMP team); default all");
@@ -156,7 +159,8 @@ int Main(int argc, char** argv) {
     return 0;
   }
   if (config.graph_path.empty()) return Fail(kExitUsage, "--graph is required (see --help)");
-  for (auto [name, value] : {std::pair{"batch", config.batch}, {"epochs", config.epochs},
+  for (auto [name, value] : {std::pair{"batch", config.batch}, {"replicas-per-node", config.replicas_per_node},
+                             {"epochs", config.epochs},
                              {"threads", config.threads}, {"decode-threads", config.decode_threads}}) {
     if (value < 1) return Fail(kExitUsage, absl::StrCat("--", name, " must be at least 1, got ", value));
   }
@@ -200,7 +204,8 @@ int Main(int argc, char** argv) {
   config.lr.decay = *d;
   if (!flags.WasSet("warmup-start-lr")) {
     // Warmup starts at the reference batch's lr and never ramps down to a smaller target.
-    const double ratio = static_cast<double>(config.batch * dist.nodes) / config.lr.reference_batch;
+    const double ratio = static_cast<double>(config.batch * config.replicas_per_node * dist.nodes) /
+                         config.lr.reference_batch;
     const double target = config.lr.base_lr * (config.lr.scaling == LrScaling::kLinear ? ratio
                                                : config.lr.scaling == LrScaling::kSqrt
                                                    ? std::sqrt(ratio)

@@ -65,8 +65,30 @@ void GradientSync::ObserveExecutor() {
   observing_ = true;
 }
 
+void GradientSync::SetMicroBatch(int micro, int count) {
+  micro_ = micro;
+  micro_count_ = count;
+  if (count > 1 && accumulated_.empty()) {
+    accumulated_.resize(graph_.Floats(sched::BufferKind::kGradients).size());
+  }
+}
+
 absl::Status GradientSync::StartAllreduce(size_t bucket) {
   const sched::Bucket& b = buckets_[bucket];
+  std::span<float> grads = graph_.Floats(sched::BufferKind::kGradients);
+  if (micro_count_ > 1) {
+    // The bucket's gradients are final for this micro-batch and the next micro-batch's backward
+    // cannot overwrite them before this run ends: sum them here, beside the compute stream.
+    float* sum = accumulated_.data();
+    float* g = grads.data();
+    if (micro_ == 0) {
+      std::copy(g + b.begin, g + b.end, sum + b.begin);
+    } else {
+      for (int64_t i = b.begin; i < b.end; ++i) sum[i] += g[i];
+    }
+    if (micro_ + 1 < micro_count_) return absl::OkStatus();
+    std::copy(sum + b.begin, sum + b.end, g + b.begin);
+  }
   {
     std::lock_guard lock(mutex_);
     BucketState& s = state_[bucket];
@@ -81,7 +103,6 @@ absl::Status GradientSync::StartAllreduce(size_t bucket) {
   }
   const int64_t iteration = iteration_.load();
   for (BucketObserver* o : bucket_observers_) o->OnBucketIssued(iteration, bucket, Clock::now());
-  std::span<float> grads = graph_.Floats(sched::BufferKind::kGradients);
   collectives_.AllreduceSum(grads.subspan(b.begin, b.end - b.begin),
                             static_cast<int>(bucket % collectives_.lanes()),
                             [this, bucket](absl::Status status) { Reduced(bucket, status); });
@@ -161,7 +182,8 @@ void GradientSync::OnNodeEnd(const sched::NodeEvent& event) {
 void GradientSync::OnIterationEnd(int64_t /*iteration*/, const absl::Status& status) {
   std::lock_guard lock(mutex_);
   ++stats_.iterations;
-  if (!status.ok() || !observing_) return;
+  // Runs that only accumulate a micro-batch start no allreduce.
+  if (!status.ok() || !observing_ || micro_ + 1 < micro_count_) return;
   for (const Clock::time_point started : allreduce_started_) {
     stats_.allreduces_started_during_backward += started < backward_ended_;
   }

@@ -15,6 +15,11 @@
 //                      first layers.
 // The update of the last iteration is still pending when Run returns: Flush applies it (before
 // evaluation, checkpoints and the end of training).
+//
+// Virtual replicas (Goyal et al. kept n = 32 images per BN replica; fewer processes can do the
+// same): one step may run K micro-batches one after another, each normalized with its own batch
+// statistics. The allreduce nodes of the first K-1 runs only add their bucket's gradients into an
+// accumulator; in the last run each bucket adds the accumulator back and is reduced as usual.
 #pragma once
 
 #include <atomic>
@@ -84,6 +89,9 @@ class GradientSync : public sched::ExecutionObserver {
 
   // After graph.Start(): watches the executor for the overlap counter.
   void ObserveExecutor();
+  // Before each run: this run is micro-batch `micro` of `count` in the step (0 of 1 without
+  // virtual replicas). The optimizer's grad_scale should then be 1 / (collectives.size() x count).
+  void SetMicroBatch(int micro, int count);
   // Waits for every bucket still in flight and applies its update, on the compute stream. The
   // first error (a failed allreduce names the peer) is returned; the iteration's updates are
   // then incomplete and training must stop.
@@ -126,6 +134,11 @@ class GradientSync : public sched::ExecutionObserver {
   std::vector<BucketObserver*> bucket_observers_;
   std::atomic<int64_t> iteration_{0};     // the executor's current iteration
   int32_t last_step_node_ = 0;
+
+  // Virtual replicas: the running sum of the step's earlier micro-batch gradients.
+  int micro_ = 0;
+  int micro_count_ = 1;
+  std::vector<float> accumulated_;
 
   mutable std::mutex mutex_;
   std::condition_variable reduced_;

@@ -144,12 +144,12 @@ std::string Fingerprint(const TrainerConfig& c, uint64_t graph_hash) {
   const OptimizerConfig& o = c.optimizer;
   const DistributedConfig& d = c.dist;
   return absl::StrFormat(
-      "graph=%016x nodes=%d batch=%d epochs=%d iters=%d seed=%d data=%s channels_last=%d "
+      "graph=%016x nodes=%d replicas_per_node=%d batch=%d epochs=%d iters=%d seed=%d data=%s channels_last=%d "
       "lr=%g lr_reference_batch=%d lr_scaling=%d warmup=%d warmup_epochs=%g warmup_start_lr=%g "
       "lr_decay=%d lr_decay_factor=%g lr_milestones=%s momentum=%g nesterov=%d weight_decay=%g "
       "momentum_correction=%d bucket_mb=%g lanes=%d allreduce_algorithm=%s timeout=%g "
       "checkpoints=%d checkpoint_every=%d eval_every=%d",
-      graph_hash, d.nodes, c.batch, c.epochs, c.iters, c.seed, c.data, c.channels_last,
+      graph_hash, d.nodes, c.replicas_per_node, c.batch, c.epochs, c.iters, c.seed, c.data, c.channels_last,
       lr.base_lr, lr.reference_batch, static_cast<int>(lr.scaling), static_cast<int>(lr.warmup),
       lr.warmup_epochs, lr.warmup_start_lr, static_cast<int>(lr.decay), lr.decay_factor,
       absl::StrJoin(lr.milestones, ","), o.momentum, o.nesterov, o.weight_decay,
@@ -172,6 +172,7 @@ class Trainer {
   // evaluation and checkpoints see one model. Collective: every node calls it at the same point.
   absl::Status Settle();
   bool root() const { return group_->rank() == 0; }
+  int64_t GlobalBatch() const { return config_.batch * config_.replicas_per_node * group_->size(); }
   void Progress(int64_t iteration, int64_t epoch, double loss, double top1, double images_per_s,
                 double lr, bool final_line);
 
@@ -257,7 +258,7 @@ absl::Status Trainer::Setup() {
       dataset_, {.split = data::Split::kTrain,
                  .world_size = group_->size(),
                  .rank = group_->rank(),
-                 .per_replica_batch = config_.batch,
+                 .per_replica_batch = config_.batch * config_.replicas_per_node,
                  .seed = config_.seed,
                  .decode_threads = static_cast<int>(config_.decode_threads),
                  .prefetch_batches = static_cast<int>(config_.prefetch)});
@@ -265,7 +266,7 @@ absl::Status Trainer::Setup() {
   loader_ = *std::move(loader);
 
   LrScheduleConfig lr = config_.lr;
-  lr.global_batch = config_.batch * group_->size();  // the linear scaling rule's kn
+  lr.global_batch = GlobalBatch();  // the linear scaling rule's kn
   lr.total_epochs = static_cast<double>(config_.epochs);
   absl::StatusOr<LrSchedule> schedule = LrSchedule::Create(lr);
   if (!schedule.ok()) return schedule.status();
@@ -273,7 +274,7 @@ absl::Status Trainer::Setup() {
   // The allreduce sums the replicas' mean gradients; 1/n makes that the global batch's mean, so the
   // loss is normalized by the global batch (sec. 2.2 of the paper).
   OptimizerConfig optimizer_config = config_.optimizer;
-  optimizer_config.grad_scale /= static_cast<float>(group_->size());
+  optimizer_config.grad_scale /= static_cast<float>(group_->size() * config_.replicas_per_node);
   absl::StatusOr<Optimizer> optimizer = Optimizer::Create(
       optimizer_config, static_cast<int64_t>(train_->Floats(sched::BufferKind::kParameters).size()),
       train_->plan().sgd_segments);
@@ -448,7 +449,7 @@ void Trainer::Progress(int64_t iteration, int64_t epoch, double loss, double top
   const int64_t ipe = loader_->IterationsPerEpoch();
   const int64_t total = config_.iters > 0 ? config_.iters : config_.epochs * ipe;
   const double eta =
-      images_per_s > 0 ? (total - iteration) * config_.batch * group_->size() / images_per_s : 0;
+      images_per_s > 0 ? (total - iteration) * GlobalBatch() / images_per_s : 0;
   std::string line = absl::StrFormat(
       "epoch %d/%d  iter %d/%d  loss %.4f  top-1 %5.1f%%  %.1f img/s  lr %.5f  ETA %s",
       epoch + 1, config_.epochs, iteration, total, loss, 100 * top1, images_per_s, lr, Duration(eta));
@@ -474,12 +475,14 @@ absl::StatusOr<TrainSummary> Trainer::Run() {
   const int64_t log_every = config_.log_every > 0 ? config_.log_every : std::max<int64_t>(1, ipe / 20);
   if (root()) {
     out_ << absl::StrFormat("training %s on %s: %d iterations/epoch of %d images, %d threads, %s\n",
-                            graph_.name, dataset_->Describe(), ipe, config_.batch * group_->size(),
+                            graph_.name, dataset_->Describe(), ipe, GlobalBatch(),
                             device_->threads(), schedule_->Describe());
     const int64_t gradient_bytes = train_->Floats(sched::BufferKind::kGradients).size_bytes();
     out_ << absl::StrFormat(
-        "data-parallel: %d node%s x batch %d, %d gradient bucket%s (%.1f MB of %.1f MB each at most)\n",
-        group_->size(), group_->size() > 1 ? "s" : "", config_.batch, sync_->buckets().size(),
+        "data-parallel: %d node%s x %d replica%s x batch %d, %d gradient bucket%s (%.1f MB of %.1f "
+        "MB each at most)\n",
+        group_->size(), group_->size() > 1 ? "s" : "", config_.replicas_per_node,
+        config_.replicas_per_node > 1 ? "s" : "", config_.batch, sync_->buckets().size(),
         sync_->buckets().size() > 1 ? "s" : "", gradient_bytes / 1048576.0, config_.dist.bucket_mb);
   }
   TrainSummary summary;
@@ -497,17 +500,32 @@ absl::StatusOr<TrainSummary> Trainer::Run() {
     const Clock::time_point step_start = Clock::now();
     absl::StatusOr<data::Batch> batch = loader_->Next();
     if (!batch.ok()) return batch.status();
-    Feed(*batch, train_io_);
     const double lr = schedule_->LrAt(it, ipe);
     if (absl::Status s = optimizer_->BeginStep(lr); !s.ok()) return s;
-    if (absl::Status s = train_->Run(); !s.ok()) return s;
-    settled_ = false;
-    const double loss = *train_io_.loss.as<float>();
-    if (!std::isfinite(loss)) {
-      return absl::InternalError(absl::StrCat("loss is ", loss, " at iteration ", it,
-                                              " (lr ", lr, "): training diverged"));
+    // This node's share of the global batch is K replicas' shares in a row; each runs as its own
+    // micro-batch (its own BN statistics), and the last one's run reduces the summed gradients.
+    double loss = 0;
+    Correct c;
+    const int replicas = static_cast<int>(config_.replicas_per_node);
+    for (int micro = 0; micro < replicas; ++micro) {
+      data::Batch part = *batch;
+      part.size = config_.batch;
+      part.images = batch->images + micro * config_.batch * (train_io_.input.num_elements() / config_.batch);
+      part.labels = batch->labels + micro * config_.batch;
+      Feed(part, train_io_);
+      sync_->SetMicroBatch(micro, replicas);
+      if (absl::Status s = train_->Run(); !s.ok()) return s;
+      settled_ = false;
+      const double part_loss = *train_io_.loss.as<float>();
+      if (!std::isfinite(part_loss)) {
+        return absl::InternalError(absl::StrCat("loss is ", part_loss, " at iteration ", it,
+                                                " (lr ", lr, "): training diverged"));
+      }
+      loss += part_loss / replicas;
+      const Correct part_correct = CountCorrect(train_io_, part.labels, part.size);
+      c.top1 += part_correct.top1;
+      c.top5 += part_correct.top5;
     }
-    const Correct c = CountCorrect(train_io_, batch->labels, batch->size);
     const double step_seconds = Seconds(Clock::now() - step_start);
     train_seconds += step_seconds;
     summary.iteration_seconds.push_back(step_seconds);

@@ -19,6 +19,9 @@ struct TrainerConfig {
   std::string graph_path;
   std::string data = "synthetic";
   int64_t batch = 32;   // per replica
+  // Virtual replicas: micro-batches of `batch` run one after another per step, each with its own
+  // BN statistics, their gradients summed before the allreduce (global batch = nodes x K x batch).
+  int64_t replicas_per_node = 1;
   int64_t epochs = 90;  // the paper's schedule length
   int64_t iters = 0;    // > 0: stop after this many iterations in all (the schedule still spans epochs)
   int64_t threads = 0;  // 0: every core

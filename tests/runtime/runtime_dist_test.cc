@@ -131,6 +131,33 @@ TEST(RuntimeDistTest, ReplicasWithBatchNormEndBitwiseIdentical) {
   EXPECT_EQ(sums[0], sums[1]);
 }
 
+// Virtual replicas (--replicas-per-node K) behave like K real nodes: each micro-batch is
+// normalized with its own BN statistics and the gradients are summed before the allreduce.
+TEST(RuntimeDistTest, VirtualReplicasTakeTheSameStepsAsRealNodes) {
+  const std::string dir = data_testing::FreshTempDir("dist-virtual");
+  const std::string graph = Compile(dir, "resnet-fmnist");  // with batch norm
+  const int64_t iters = 3;
+  auto run = [&](const std::string& name, int nodes, int replicas) {
+    const ProcessResult r = Runtime(With(
+        TrainArgs(graph, 2, iters), {"--nodes", std::to_string(nodes), "--replicas-per-node",
+                                     std::to_string(replicas), "--checkpoint-dir", dir + "/" + name}));
+    EXPECT_EQ(r.exit_code, 0) << r.err << r.out;
+    return FinalParameters(dir + "/" + name, iters);
+  };
+  const std::vector<float> real = run("real", 4, 1);
+  const std::vector<float> virtual_only = run("virtual", 1, 4);
+  const std::vector<float> mixed = run("mixed", 2, 2);
+  ASSERT_FALSE(real.empty());
+  ASSERT_EQ(real.size(), virtual_only.size());
+  ASSERT_EQ(real.size(), mixed.size());
+  EXPECT_LT(RelativeError(virtual_only, real), 1e-5);
+  EXPECT_LT(RelativeError(mixed, real), 1e-5);
+  // One node with the whole batch of 8 normalizes differently: the comparison can tell.
+  const ProcessResult one = Runtime(With(TrainArgs(graph, 8, iters), {"--checkpoint-dir", dir + "/one"}));
+  ASSERT_EQ(one.exit_code, 0) << one.err;
+  EXPECT_GT(RelativeError(FinalParameters(dir + "/one", iters), real), 1e-4);
+}
+
 struct Overlap {
   int64_t buckets = 0;
   int64_t during_backward = 0;
