@@ -18,6 +18,7 @@
 #include "runtime/cli/flags.h"
 #include "runtime/launch/private_dir.h"
 #include "runtime/launch/supervise.h"
+#include "runtime/trace/summary.h"
 #include "runtime/trainer/summary_json.h"
 #include "runtime/trainer/trainer.h"
 
@@ -82,6 +83,7 @@ int SuperviseLocalNodes(const std::vector<std::string>& args, const TrainerConfi
 }
 
 int Main(int argc, char** argv) {
+  if (argc >= 2 && std::string(argv[1]) == "trace-summary") return trace::TraceSummaryMain({argv + 2, argv + argc}, std::cout, std::cerr);
   TrainerConfig config;
   config.threads = static_cast<int64_t>(std::thread::hardware_concurrency());
   std::string scaling = "linear";
@@ -146,6 +148,11 @@ int Main(int argc, char** argv) {
   flags.Int("comm-lanes", &dist.lanes, "buckets reduced at once, each on its own Gloo context");
   flags.String("allreduce-algo", &dist.algorithm, "auto | ring | halving-doubling", "ALGO");
   flags.String("transport", &dist.transport, "auto | tcp | ibverbs", "KIND");
+  std::string trace_iters;
+  flags.String("trace", &config.trace_path,
+               "write a Chrome trace (chrome://tracing, Perfetto) of every node here", "FILE");
+  flags.String("trace-iters", &trace_iters,
+               "iterations A to B (from 1) to trace; default: all", "A:B");
   std::string summary_json;
   flags.String("summary-json", &summary_json, "node 0 writes the run's summary here as JSON", "FILE");
 
@@ -170,6 +177,21 @@ int Main(int argc, char** argv) {
     if (value < 0) return Fail(kExitUsage, absl::StrCat("--", name, " must not be negative, got ", value));
   }
   if (config.keep_checkpoints < 1) return Fail(kExitUsage, "--keep-checkpoints must be at least 1");
+  if (!trace_iters.empty()) {
+    const size_t colon = trace_iters.find(':');
+    char* end = nullptr;
+    const long long first = std::strtoll(trace_iters.c_str(), &end, 10);
+    const bool first_ok = colon != std::string::npos && end == trace_iters.c_str() + colon;
+    const char* second_text = colon == std::string::npos ? "" : trace_iters.c_str() + colon + 1;
+    const long long last = std::strtoll(second_text, &end, 10);
+    if (!first_ok || *end != '\0' || *second_text == '\0' || first < 1 || last < first) {
+      return Fail(kExitUsage, absl::StrCat("--trace-iters: expected A:B with 1 <= A <= B, got '",
+                                           trace_iters, "'"));
+    }
+    if (config.trace_path.empty()) return Fail(kExitUsage, "--trace-iters needs --trace FILE");
+    config.trace_first = first;
+    config.trace_last = last;
+  }
   if (dist.nodes < 1) return Fail(kExitUsage, absl::StrCat("--nodes must be at least 1, got ", dist.nodes));
   if (dist.lanes < 1) return Fail(kExitUsage, absl::StrCat("--comm-lanes must be at least 1, got ", dist.lanes));
   if (!(dist.timeout_seconds > 0)) return Fail(kExitUsage, "--timeout must be positive");

@@ -8,6 +8,7 @@
 #include <cstring>
 #include <fstream>
 #include <iterator>
+#include <limits>
 #include <ostream>
 #include <thread>
 #include <vector>
@@ -23,6 +24,9 @@
 #include "runtime/train/checkpoint.h"
 #include "runtime/trainer/device_graph.h"
 #include "runtime/trainer/initialize.h"
+#include "runtime/trace/gather.h"
+#include "runtime/trace/task_description.h"
+#include "runtime/trace/tracer.h"
 
 namespace gradflow::runtime {
 namespace {
@@ -148,13 +152,14 @@ std::string Fingerprint(const TrainerConfig& c, uint64_t graph_hash) {
       "lr=%g lr_reference_batch=%d lr_scaling=%d warmup=%d warmup_epochs=%g warmup_start_lr=%g "
       "lr_decay=%d lr_decay_factor=%g lr_milestones=%s momentum=%g nesterov=%d weight_decay=%g "
       "momentum_correction=%d bucket_mb=%g lanes=%d allreduce_algorithm=%s timeout=%g "
-      "checkpoints=%d checkpoint_every=%d eval_every=%d",
+      "checkpoints=%d checkpoint_every=%d eval_every=%d trace=%d trace_iters=%d:%d",
       graph_hash, d.nodes, c.replicas_per_node, c.batch, c.epochs, c.iters, c.seed, c.data, c.channels_last,
       lr.base_lr, lr.reference_batch, static_cast<int>(lr.scaling), static_cast<int>(lr.warmup),
       lr.warmup_epochs, lr.warmup_start_lr, static_cast<int>(lr.decay), lr.decay_factor,
       absl::StrJoin(lr.milestones, ","), o.momentum, o.nesterov, o.weight_decay,
       o.momentum_correction, d.bucket_mb, d.lanes, d.algorithm, d.timeout_seconds,
-      !c.checkpoint_dir.empty(), c.checkpoint_every, c.eval_every);
+      !c.checkpoint_dir.empty(), c.checkpoint_every, c.eval_every, !c.trace_path.empty(),
+      c.trace_first, c.trace_last);
 }
 
 class Trainer {
@@ -180,6 +185,9 @@ class Trainer {
   std::ostream& out_;
   bool live_ = false;
   std::vector<uint8_t> graph_bytes_;
+  // Declared before what it observes, so that it is destroyed after them.
+  std::unique_ptr<trace::Tracer> tracer_;
+  double clock_offset_us_ = 0;
   graph::Graph graph_;
   std::shared_ptr<const data::Dataset> dataset_;
   std::unique_ptr<ops::cpu::CpuContext> device_;
@@ -291,6 +299,26 @@ absl::Status Trainer::Setup() {
   sync_ = *std::move(sync);
   if (absl::Status s = train_->Start(); !s.ok()) return s;
   sync_->ObserveExecutor();
+  if (!config_.trace_path.empty()) {
+    absl::StatusOr<trace::TaskGraphDescription> description =
+        trace::DescribeTaskGraph(*train_, sync_.get());
+    if (!description.ok()) return description.status();
+    tracer_ = std::make_unique<trace::Tracer>(
+        trace::TracerOptions{.rank = group_->rank(),
+                             .first_iteration = config_.trace_first,
+                             .last_iteration = config_.trace_last > 0
+                                                   ? config_.trace_last
+                                                   : std::numeric_limits<int64_t>::max(),
+                             .lanes = group_->collectives().lanes()},
+        *std::move(description));
+    train_->executor().AddObserver(tracer_.get());
+    group_->collectives().AddObserver(tracer_.get());
+    sync_->AddBucketObserver(tracer_.get());
+    // Collective: every node measures its clock against node 0's, so the merged trace lines up.
+    absl::StatusOr<double> offset = trace::MeasureClockOffsetMicros(group_->collectives());
+    if (!offset.ok()) return offset.status();
+    clock_offset_us_ = *offset;
+  }
   return eval_->Start();
 }
 
@@ -500,6 +528,10 @@ absl::StatusOr<TrainSummary> Trainer::Run() {
     const Clock::time_point step_start = Clock::now();
     absl::StatusOr<data::Batch> batch = loader_->Next();
     if (!batch.ok()) return batch.status();
+    if (tracer_ != nullptr) {
+      tracer_->OnDataBatch(train_->executor().iterations() + 1, step_start, Clock::now(),
+                           batch->wait_seconds);
+    }
     const double lr = schedule_->LrAt(it, ipe);
     if (absl::Status s = optimizer_->BeginStep(lr); !s.ok()) return s;
     // This node's share of the global batch is K replicas' shares in a row; each runs as its own
@@ -525,6 +557,9 @@ absl::StatusOr<TrainSummary> Trainer::Run() {
       const Correct part_correct = CountCorrect(train_io_, part.labels, part.size);
       c.top1 += part_correct.top1;
       c.top5 += part_correct.top5;
+    }
+    if (tracer_ != nullptr) {
+      tracer_->OnIteration(train_->executor().iterations(), step_start, Clock::now(), batch->size);
     }
     const double step_seconds = Seconds(Clock::now() - step_start);
     train_seconds += step_seconds;
@@ -586,6 +621,14 @@ absl::StatusOr<TrainSummary> Trainer::Run() {
   const std::span<const float> parameters = train_->Floats(sched::BufferKind::kParameters);
   if (absl::Status s = group_->CheckIdenticalToRoot(parameters, "parameters"); !s.ok()) return s;
   summary.parameter_checksum = Checksum(parameters);
+  if (tracer_ != nullptr) {
+    if (absl::Status s = trace::WriteMergedTrace(group_->collectives(), *tracer_, clock_offset_us_,
+                                                 config_.trace_path);
+        !s.ok()) {
+      return s;
+    }
+    if (root()) out_ << "trace written to " << config_.trace_path << "\n";
+  }
   summary.nodes = group_->size();
   summary.rank = group_->rank();
   summary.buckets = static_cast<int64_t>(sync_->buckets().size());

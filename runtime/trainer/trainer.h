@@ -38,6 +38,11 @@ struct TrainerConfig {
   int64_t eval_every = 1;        // epochs; 0: only at the end of the run
   int64_t log_every = 0;         // iterations between progress lines; 0: about 20 per epoch
   DistributedConfig dist;        // this node's place in a data-parallel job (one node by default)
+  // Chrome trace of executor iterations [trace_first, trace_last] (counted from 1), written by
+  // node 0 with every node's events; empty: no tracing, and no cost.
+  std::string trace_path;
+  int64_t trace_first = 1;
+  int64_t trace_last = 0;  // 0: to the end
 };
 
 struct EvalResult {

@@ -158,6 +158,28 @@ TEST(RuntimeDistTest, VirtualReplicasTakeTheSameStepsAsRealNodes) {
   EXPECT_GT(RelativeError(FinalParameters(dir + "/one", iters), real), 1e-4);
 }
 
+// Tracing across nodes through the CLI: node 0 writes one merged file that a real JSON parser
+// (Python's) accepts and that satisfies the trace checker (nesting, flows, named threads, every
+// gradient in exactly one bucket allreduce per traced iteration).
+TEST(RuntimeDistTest, TwoNodeTraceIsOneValidMergedFile) {
+  const std::string dir = data_testing::FreshTempDir("dist-trace");
+  const std::string graph = Compile(dir, "resnet-fmnist");
+  const std::string trace = dir + "/trace.json";
+  const ProcessResult r = Runtime(With(TrainArgs(graph, 4, 4), {"--nodes", "2", "--bucket-mb", "0.05",
+                                                               "--trace", trace, "--trace-iters", "2:3"}));
+  ASSERT_EQ(r.exit_code, 0) << r.err << r.out;
+  EXPECT_THAT(r.out, HasSubstr("trace written to " + trace));
+  const ProcessResult check =
+      RunProcess("/usr/bin/python3", {CHECK_TRACE_PY, "--nodes", "2", "--iterations", "2:3", trace});
+  EXPECT_EQ(check.exit_code, 0) << check.out << check.err;
+  const ProcessResult summary = Runtime({"trace-summary", trace});
+  EXPECT_EQ(summary.exit_code, 0) << summary.err;
+  EXPECT_THAT(summary.out, HasSubstr("Conv2DBackwardFilter"));
+  EXPECT_THAT(summary.out, HasSubstr("exposed"));
+  EXPECT_EQ(Runtime({"--graph", graph, "--trace-iters", "3:2", "--trace", trace}).exit_code, 2);
+  EXPECT_EQ(Runtime({"--graph", graph, "--trace-iters", "2:3"}).exit_code, 2);
+}
+
 struct Overlap {
   int64_t buckets = 0;
   int64_t during_backward = 0;
