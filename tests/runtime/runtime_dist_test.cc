@@ -350,6 +350,40 @@ TEST(RuntimeDistTest, NodesMeetThroughRedis) {
   redis.Wait(10s);
 }
 
+// On a cluster the scheduler's launcher gives the rank (SLURM_PROCID, OMPI_COMM_WORLD_RANK).
+TEST(RuntimeDistTest, RankComesFromTheClusterEnvironment) {
+  const std::string dir = data_testing::FreshTempDir("dist-env-rank");
+  const std::string graph = Compile(dir, "fmnist-cnn");
+  const std::string rendezvous = "file://" + dir + "/rdzv";
+  auto args = [&] {
+    return With(TrainArgs(graph, 4, 2), {"--nodes", "2", "--rendezvous", rendezvous, "--job-id", "env"});
+  };
+  ::setenv("SLURM_PROCID", "0", 1);
+  BackgroundProcess node0(RUNTIME_PATH, args());
+  ::unsetenv("SLURM_PROCID");
+  ::setenv("OMPI_COMM_WORLD_RANK", "1", 1);
+  BackgroundProcess node1(RUNTIME_PATH, args());
+  ::unsetenv("OMPI_COMM_WORLD_RANK");
+  const ProcessResult r0 = node0.Wait(60s);
+  const ProcessResult r1 = node1.Wait(60s);
+  EXPECT_EQ(r0.exit_code, 0) << r0.err;
+  EXPECT_EQ(r1.exit_code, 0) << r1.err;
+  EXPECT_THAT(r1.out, HasSubstr("node 1: per iteration"));
+}
+
+TEST(RuntimeDistTest, HelpDocumentsTheDataParallelFlags) {
+  const ProcessResult r = Runtime({"--help"});
+  ASSERT_EQ(r.exit_code, 0);
+  for (const char* flag : {"--nodes N", "--node-rank N", "--rendezvous URI", "--job-id ID",
+                           "--timeout X", "--bucket-mb X", "--comm-lanes N", "--allreduce-algo ALGO",
+                           "--replicas-per-node N", "--trace FILE", "--trace-iters A:B",
+                           "--summary-json FILE"}) {
+    EXPECT_THAT(r.out, HasSubstr(flag));
+  }
+  EXPECT_THAT(r.out, HasSubstr("[25]"));   // bucket cap in MB
+  EXPECT_THAT(r.out, HasSubstr("[300]"));  // timeout in seconds
+}
+
 TEST(RuntimeDistTest, UsageErrorsNameTheFlag) {
   ProcessResult r = Runtime({"--graph", "x.fb", "--nodes", "0"});
   EXPECT_EQ(r.exit_code, 2);
