@@ -1,4 +1,4 @@
-// Records one replica's training as Chrome Trace Event JSON (see /work/shared/DESIGN.md, Tracing).
+// Records one replica's training as Chrome Trace Event JSON (the DESIGN notes, "Tracing").
 //
 // The tracer observes the executor (one `X` event per op step and per added task, on the thread
 // that ran it), the collectives (one `X` per operation on its lane's thread), the gradient buckets
