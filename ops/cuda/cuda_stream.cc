@@ -1,0 +1,179 @@
+#include "ops/cuda/cuda_stream.h"
+
+#include <pthread.h>
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "ops/cuda/cuda_check.h"
+#include "ops/cuda/device.h"
+
+namespace gradflow::ops::cuda {
+
+CudaEvent::CudaEvent(int device) : device_(device) {
+  creation_status_ = CudaStatus(cudaSetDevice(device), "cudaSetDevice");
+  if (creation_status_.ok()) {
+    creation_status_ = CudaStatus(cudaEventCreateWithFlags(&event_, cudaEventDisableTiming),
+                                  "cudaEventCreateWithFlags");
+  }
+}
+
+CudaEvent::~CudaEvent() {
+  if (event_ != nullptr) cudaEventDestroy(event_);
+}
+
+absl::Status CudaEvent::HostWait() {
+  GF_CUDA_RETURN_IF_ERROR(creation_status_);
+  return CudaStatus(cudaEventSynchronize(event_), "cudaEventSynchronize");
+}
+
+bool CudaEvent::Done() {
+  // A never-recorded event reports cudaSuccess: complete, as the interface asks.
+  return creation_status_.ok() && cudaEventQuery(event_) == cudaSuccess;
+}
+
+absl::StatusOr<std::unique_ptr<CudaStream>> CudaStream::Create(CudaStreamOptions options) {
+  GF_CUDA_RETURN_IF_ERROR(RequireCudaDevice());
+  GF_CUDA_RETURN_IF_ERROR(CudaStatus(cudaSetDevice(options.device),
+                                     absl::StrCat("cudaSetDevice(", options.device, ")").c_str()));
+  cudaStream_t stream = nullptr;
+  GF_CUDA_RETURN_IF_ERROR(
+      CudaStatus(cudaStreamCreateWithPriority(&stream, cudaStreamNonBlocking, options.priority),
+                 "cudaStreamCreateWithPriority"));
+  return std::unique_ptr<CudaStream>(
+      new CudaStream(options.device, stream, std::move(options.callback_thread_name)));
+}
+
+CudaStream::CudaStream(int device, cudaStream_t stream, std::string thread_name)
+    : device_(device),
+      stream_(stream),
+      callback_thread_([this, name = std::move(thread_name)] { CallbackLoop(name); }) {}
+
+CudaStream::~CudaStream() {
+  Synchronize().IgnoreError();  // a destructor cannot report; waiting keeps callbacks safe
+  {
+    std::lock_guard<std::mutex> lock(callback_mutex_);
+    stopping_ = true;
+  }
+  callbacks_ready_.notify_all();
+  callback_thread_.join();
+  cudaStreamDestroy(stream_);
+}
+
+void CudaStream::NoteError(absl::Status status) {
+  std::lock_guard<std::mutex> lock(callback_mutex_);
+  if (first_error_.ok()) first_error_ = std::move(status);
+}
+
+void CudaStream::Enqueue(sched::Work work) {
+  std::lock_guard<std::mutex> lock(issue_mutex_);
+  // The CUDA device is per host thread; the work's launches must land on this stream's device.
+  if (absl::Status s = CudaStatus(cudaSetDevice(device_), "cudaSetDevice"); !s.ok()) {
+    NoteError(std::move(s));
+    return;
+  }
+  std::move(work)();
+}
+
+void CudaStream::HostFunction(void* self) {
+  // Runs on a CUDA driver thread, which must not call CUDA: only hand the callback over.
+  auto* stream = static_cast<CudaStream*>(self);
+  {
+    std::lock_guard<std::mutex> lock(stream->callback_mutex_);
+    stream->ready_.push_back(std::move(stream->launched_.front()));
+    stream->launched_.pop_front();
+  }
+  stream->callbacks_ready_.notify_one();
+}
+
+void CudaStream::EnqueueHostCallback(sched::Work callback) {
+  std::lock_guard<std::mutex> issue(issue_mutex_);
+  {
+    std::lock_guard<std::mutex> lock(callback_mutex_);
+    launched_.push_back(std::move(callback));
+    ++callbacks_enqueued_;
+  }
+  absl::Status status = CudaStatus(cudaSetDevice(device_), "cudaSetDevice");
+  if (status.ok()) {
+    status = CudaStatus(cudaLaunchHostFunc(stream_, &CudaStream::HostFunction, this),
+                        "cudaLaunchHostFunc");
+  }
+  if (!status.ok()) {
+    // Run it anyway, so that nobody waits forever on a callback that will never come;
+    // Synchronize reports the failure.
+    {
+      std::lock_guard<std::mutex> lock(callback_mutex_);
+      ready_.push_back(std::move(launched_.back()));
+      launched_.pop_back();
+      if (first_error_.ok()) first_error_ = status;
+    }
+    callbacks_ready_.notify_one();
+  }
+}
+
+void CudaStream::CallbackLoop(std::string thread_name) {
+  pthread_setname_np(pthread_self(), thread_name.substr(0, 15).c_str());
+  std::unique_lock<std::mutex> lock(callback_mutex_);
+  while (true) {
+    callbacks_ready_.wait(lock, [this] { return stopping_ || !ready_.empty(); });
+    if (ready_.empty()) return;  // stopping, and every callback that was reached has run
+    sched::Work work = std::move(ready_.front());
+    ready_.pop_front();
+    lock.unlock();
+    std::move(work)();
+    lock.lock();
+    ++callbacks_completed_;
+    callbacks_done_.notify_all();
+  }
+}
+
+std::unique_ptr<sched::Event> CudaStream::CreateEvent() {
+  return std::make_unique<CudaEvent>(device_);
+}
+
+absl::Status CudaStream::Record(sched::Event& event) {
+  auto* cuda_event = dynamic_cast<CudaEvent*>(&event);
+  if (cuda_event == nullptr) {
+    return absl::InvalidArgumentError("a CUDA stream can only record CUDA events");
+  }
+  if (cuda_event->device() != device_) {
+    return absl::InvalidArgumentError(absl::StrCat("an event of CUDA device ", cuda_event->device(),
+                                                   " cannot be recorded on a stream of device ",
+                                                   device_));
+  }
+  GF_CUDA_RETURN_IF_ERROR(cuda_event->creation_status());
+  std::lock_guard<std::mutex> lock(issue_mutex_);
+  GF_CUDA_RETURN_IF_ERROR(CudaStatus(cudaSetDevice(device_), "cudaSetDevice"));
+  return CudaStatus(cudaEventRecord(cuda_event->handle(), stream_), "cudaEventRecord");
+}
+
+absl::Status CudaStream::Wait(sched::Event& event) {
+  auto* cuda_event = dynamic_cast<CudaEvent*>(&event);
+  if (cuda_event == nullptr) {
+    return absl::InvalidArgumentError("a CUDA stream can only wait on CUDA events");
+  }
+  GF_CUDA_RETURN_IF_ERROR(cuda_event->creation_status());
+  std::lock_guard<std::mutex> lock(issue_mutex_);
+  GF_CUDA_RETURN_IF_ERROR(CudaStatus(cudaSetDevice(device_), "cudaSetDevice"));
+  // CUDA orders across devices too, so another device's event is fine here.
+  return CudaStatus(cudaStreamWaitEvent(stream_, cuda_event->handle(), 0), "cudaStreamWaitEvent");
+}
+
+absl::Status CudaStream::Synchronize() {
+  uint64_t target = 0;
+  {
+    std::lock_guard<std::mutex> lock(callback_mutex_);
+    target = callbacks_enqueued_;
+  }
+  absl::Status status = CudaStatus(cudaSetDevice(device_), "cudaSetDevice");
+  if (status.ok()) status = CudaStatus(cudaStreamSynchronize(stream_), "cudaStreamSynchronize");
+  std::unique_lock<std::mutex> lock(callback_mutex_);
+  // A failed stream never reaches its pending host functions: do not wait for them then.
+  if (status.ok()) {
+    callbacks_done_.wait(lock, [this, target] { return callbacks_completed_ >= target; });
+  }
+  if (!first_error_.ok()) return first_error_;
+  return status;
+}
+
+}  // namespace gradflow::ops::cuda
