@@ -38,7 +38,7 @@ is_excluded_lib() {
 
 pack() {
   local build="${BUILD_DIR:-$ROOT/build}"
-  [[ -f "$build/CMakeCache.txt" ]] || die "no configured build in $build (see /work/shared/BUILD-NOTES.md)"
+  [[ -f "$build/CMakeCache.txt" ]] || die "no configured build in $build (run tools/setup.sh and tools/test.sh first)"
   grep -q '^GRADFLOW_CUDA:STRING=OFF' "$build/CMakeCache.txt" && die "$build is configured with GRADFLOW_CUDA=OFF"
   flock /tmp/gradflow-build.lock cmake --build "$build" -j2 --target "${GPU_TESTS[@]}" runtime modelc \
     || die "build failed"
