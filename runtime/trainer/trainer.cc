@@ -176,8 +176,8 @@ class Trainer {
   // Applies the updates still in flight and makes the BN statistics the replicas' mean, so that
   // evaluation and checkpoints see one model. Collective: every node calls it at the same point.
   absl::Status Settle();
-  bool root() const { return group_->rank() == 0; }
-  int64_t GlobalBatch() const { return config_.batch * config_.replicas_per_node * group_->size(); }
+  bool root() const { return config_.dist.rank == 0; }
+  int64_t GlobalBatch() const { return config_.batch * config_.replicas_per_node * config_.dist.nodes; }
   void Progress(int64_t iteration, int64_t epoch, double loss, double top1, double images_per_s,
                 double lr, bool final_line);
 
@@ -217,10 +217,6 @@ absl::Status Trainer::Setup() {
     return absl::InvalidArgumentError(absl::StrCat(
         config_.graph_path, ": not a training graph (no gradients); compile it with modelc"));
   }
-  absl::StatusOr<std::unique_ptr<ReplicaGroup>> group =
-      ReplicaGroup::Join(config_.dist, Fingerprint(config_, GraphHash(graph_bytes_)));
-  if (!group.ok()) return group.status();
-  group_ = *std::move(group);
 
   const int threads = config_.threads > 0 ? static_cast<int>(config_.threads)
                                           : static_cast<int>(std::thread::hardware_concurrency());
@@ -264,8 +260,8 @@ absl::Status Trainer::Setup() {
   }
   absl::StatusOr<std::unique_ptr<data::BatchLoader>> loader = data::BatchLoader::Create(
       dataset_, {.split = data::Split::kTrain,
-                 .world_size = group_->size(),
-                 .rank = group_->rank(),
+                 .world_size = static_cast<int32_t>(config_.dist.nodes),
+                 .rank = static_cast<int32_t>(config_.dist.rank),
                  .per_replica_batch = config_.batch * config_.replicas_per_node,
                  .seed = config_.seed,
                  .decode_threads = static_cast<int>(config_.decode_threads),
@@ -282,12 +278,20 @@ absl::Status Trainer::Setup() {
   // The allreduce sums the replicas' mean gradients; 1/n makes that the global batch's mean, so the
   // loss is normalized by the global batch (sec. 2.2 of the paper).
   OptimizerConfig optimizer_config = config_.optimizer;
-  optimizer_config.grad_scale /= static_cast<float>(group_->size() * config_.replicas_per_node);
+  optimizer_config.grad_scale /= static_cast<float>(config_.dist.nodes * config_.replicas_per_node);
   absl::StatusOr<Optimizer> optimizer = Optimizer::Create(
       optimizer_config, static_cast<int64_t>(train_->Floats(sched::BufferKind::kParameters).size()),
       train_->plan().sgd_segments);
   if (!optimizer.ok()) return optimizer.status();
   optimizer_ = *std::move(optimizer);
+
+  // The nodes meet only now, after the slow part of the setup (kernel preparation), so that the
+  // first collectives do not wait out a slower node's setup against the collective timeout.
+  // Before anything is communicated, every node's graph and flags must agree.
+  absl::StatusOr<std::unique_ptr<ReplicaGroup>> group =
+      ReplicaGroup::Join(config_.dist, Fingerprint(config_, GraphHash(graph_bytes_)));
+  if (!group.ok()) return group.status();
+  group_ = *std::move(group);
 
   // Per bucket an allreduce and an SGD update, in the task graph (see gradient_sync.h). The
   // updates run on the compute stream: they are OpenMP work, and the stream's thread owns the
