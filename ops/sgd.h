@@ -16,6 +16,9 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
+
+#include "absl/status/status.h"
 
 namespace gradflow::ops {
 
@@ -39,5 +42,10 @@ struct SgdSegment {
   int64_t count = 0;
   bool weight_decay = true;
 };
+
+// What every device's update checks first: hyperparameters finite, and segments inside a buffer
+// of `buffer_elements` in increasing order without overlap. InvalidArgument names the culprit.
+absl::Status CheckSgdHyper(const SgdHyper& hyper);
+absl::Status CheckSgdSegments(int64_t buffer_elements, std::span<const SgdSegment> segments);
 
 }  // namespace gradflow::ops

@@ -11,22 +11,6 @@ namespace {
 // Below this many elements a thread team costs more than it saves.
 constexpr int64_t kMinParallelElements = 1 << 15;
 
-absl::Status CheckFinite(const char* name, float value) {
-  if (std::isfinite(value)) return absl::OkStatus();
-  return absl::InvalidArgumentError(absl::StrCat("SGD: ", name, " must be finite, got ", value));
-}
-
-absl::Status CheckHyper(const SgdHyper& hyper) {
-  for (auto [name, value] : {std::pair{"lr", hyper.lr},
-                             {"momentum", hyper.momentum},
-                             {"weight_decay", hyper.weight_decay},
-                             {"momentum_correction", hyper.momentum_correction},
-                             {"grad_scale", hyper.grad_scale}}) {
-    if (absl::Status s = CheckFinite(name, value); !s.ok()) return s;
-  }
-  return absl::OkStatus();
-}
-
 absl::Status CheckBuffers(std::span<float> params, std::span<const float> grads,
                           std::span<float> momentum, std::span<const SgdSegment> segments) {
   const auto size = static_cast<int64_t>(params.size());
@@ -35,23 +19,7 @@ absl::Status CheckBuffers(std::span<float> params, std::span<const float> grads,
         absl::StrCat("SGD: params, grads and momentum must have one length, got ", params.size(),
                      ", ", grads.size(), " and ", momentum.size(), " elements"));
   }
-  int64_t previous_end = 0;
-  for (size_t i = 0; i < segments.size(); ++i) {
-    const SgdSegment& segment = segments[i];
-    if (segment.offset < 0 || segment.count < 0 || segment.offset > size ||
-        segment.count > size - segment.offset) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("SGD: segment ", i, " (offset ", segment.offset, ", count ", segment.count,
-                       ") is outside the buffer of ", size, " elements"));
-    }
-    if (segment.offset < previous_end) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "SGD: segment ", i, " starts at ", segment.offset, ", before the end (", previous_end,
-          ") of segment ", i - 1, "; segments must be in increasing order and not overlap"));
-    }
-    previous_end = segment.offset + segment.count;
-  }
-  return absl::OkStatus();
+  return CheckSgdSegments(size, segments);
 }
 
 // Called inside a parallel region: the threads share the segment's elements (orphaned `omp for`,
@@ -80,7 +48,7 @@ void UpdateSegment(float* __restrict w, const float* __restrict g, float* __rest
 absl::Status SgdUpdate(std::span<float> params, std::span<const float> grads,
                        std::span<float> momentum, std::span<const SgdSegment> segments,
                        const SgdHyper& hyper) {
-  if (absl::Status s = CheckHyper(hyper); !s.ok()) return s;
+  if (absl::Status s = CheckSgdHyper(hyper); !s.ok()) return s;
   if (absl::Status s = CheckBuffers(params, grads, momentum, segments); !s.ok()) return s;
   int64_t total = 0;
   for (const SgdSegment& segment : segments) total += segment.count;

@@ -50,8 +50,4 @@ class CudaSgdUpdate {
   int64_t num_chunks_ = 0;
 };
 
-// The checks CudaSgdUpdate makes (and the CPU's SgdUpdate makes), usable without a GPU.
-absl::Status CheckSgdSegments(int64_t buffer_elements, std::span<const SgdSegment> segments);
-absl::Status CheckSgdHyper(const SgdHyper& hyper);
-
 }  // namespace gradflow::ops::cuda

@@ -27,25 +27,8 @@ absl::Status CheckConfig(const OptimizerConfig& config) {
 }
 
 absl::Status CheckSegments(int64_t buffer_size, const std::vector<ops::SgdSegment>& segments) {
-  if (buffer_size < 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("optimizer: buffer size must be >= 0, got ", buffer_size));
-  }
-  int64_t previous_end = 0;
-  for (size_t i = 0; i < segments.size(); ++i) {
-    const ops::SgdSegment& segment = segments[i];
-    if (segment.offset < 0 || segment.count < 0 || segment.offset > buffer_size ||
-        segment.count > buffer_size - segment.offset) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("optimizer: parameter segment ", i, " (offset ", segment.offset, ", count ",
-                       segment.count, ") is outside the flat buffer of ", buffer_size, " floats"));
-    }
-    if (segment.offset < previous_end) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("optimizer: parameter segment ", i, " starts at ", segment.offset,
-                       ", before the end of the previous one (", previous_end, ")"));
-    }
-    previous_end = segment.offset + segment.count;
+  if (absl::Status s = ops::CheckSgdSegments(buffer_size, segments); !s.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("optimizer: ", s.message()));
   }
   return absl::OkStatus();
 }

@@ -202,9 +202,9 @@ TEST(OptimizerTest, BadInputIsRefused) {
   EXPECT_THAT(Optimizer::Create({.grad_scale = 0.0f}, kSize, kSegments).status().message(),
               HasSubstr("gradient scale"));
   EXPECT_THAT(Optimizer::Create({}, 100, kSegments).status().message(),
-              HasSubstr("parameter segment 0 (offset 0, count 300) is outside the flat buffer"));
+              HasSubstr("segment 0 (offset 0, count 300) is outside the buffer of 100"));
   EXPECT_THAT(Optimizer::Create({}, kSize, {{0, 10, true}, {5, 10, true}}).status().message(),
-              HasSubstr("segment 1 starts at 5, before the end of the previous one (10)"));
+              HasSubstr("segment 1 starts at 5, before the end (10) of segment 0"));
 
   absl::StatusOr<Optimizer> optimizer = Optimizer::Create({}, kSize, kSegments);
   ASSERT_TRUE(optimizer.ok());
