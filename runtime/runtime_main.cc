@@ -18,6 +18,7 @@
 #include "runtime/cli/flags.h"
 #include "runtime/launch/private_dir.h"
 #include "runtime/launch/supervise.h"
+#include "runtime/project/project_main.h"
 #include "runtime/trace/summary.h"
 #include "runtime/trainer/summary_json.h"
 #include "runtime/trainer/trainer.h"
@@ -84,6 +85,8 @@ int SuperviseLocalNodes(const std::vector<std::string>& args, const TrainerConfi
 
 int Main(int argc, char** argv) {
   if (argc >= 2 && std::string(argv[1]) == "trace-summary") return trace::TraceSummaryMain({argv + 2, argv + argc}, std::cout, std::cerr);
+  if (argc >= 2 && std::string(argv[1]) == "project") return project::ProjectMain({argv + 2, argv + argc}, std::cout, std::cerr);
+  if (argc >= 2 && std::string(argv[1]) == "bench-allreduce") return project::BenchAllreduceMain({argv + 2, argv + argc}, std::cout, std::cerr);
   TrainerConfig config;
   config.threads = static_cast<int64_t>(std::thread::hardware_concurrency());
   std::string scaling = "linear";

@@ -1,0 +1,112 @@
+#include "runtime/project/link_fit.h"
+
+#include <cmath>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
+
+namespace gradflow::runtime::project {
+namespace {
+
+struct Fit {
+  double alpha = 0;
+  double beta = 0;
+};
+
+// Least squares of y = a x1 + b x2 through the origin (no constant term: an empty message costs
+// nothing beyond its rounds), on relative errors: every size counts alike, however long it takes.
+absl::StatusOr<Fit> Solve(const std::vector<double>& x1, const std::vector<double>& x2,
+                          const std::vector<double>& y) {
+  double s11 = 0, s12 = 0, s22 = 0, s1y = 0, s2y = 0;
+  for (size_t i = 0; i < y.size(); ++i) {
+    const double a = x1[i] / y[i];
+    const double b = x2[i] / y[i];
+    s11 += a * a;
+    s12 += a * b;
+    s22 += b * b;
+    s1y += a;
+    s2y += b;
+  }
+  const double det = s11 * s22 - s12 * s12;
+  Fit fit;
+  if (std::fabs(det) > 1e-12 * s11 * s22) {
+    fit.alpha = (s1y * s22 - s2y * s12) / det;
+    fit.beta = (s2y * s11 - s1y * s12) / det;
+  }
+  if (fit.alpha <= 0 || !(std::fabs(det) > 1e-12 * s11 * s22)) {
+    fit.alpha = 0;
+    fit.beta = s22 > 0 ? s2y / s22 : 0;
+  }
+  if (!(fit.beta > 0) || !std::isfinite(fit.beta)) {
+    return absl::InvalidArgumentError(
+        "the timings do not grow with the message size: cannot fit a bandwidth (use larger sizes)");
+  }
+  return fit;
+}
+
+}  // namespace
+
+absl::StatusOr<LinkParams> FitLink(AllreduceAlgorithm algorithm, int64_t ranks,
+                                   const std::vector<AllreduceSample>& samples) {
+  if (ranks < 2) return absl::InvalidArgumentError("fitting a link needs at least 2 ranks");
+  int distinct = 0;
+  for (size_t i = 0; i < samples.size(); ++i) {
+    if (!(samples[i].bytes > 0) || !(samples[i].seconds > 0)) {
+      return absl::InvalidArgumentError(absl::StrCat("sample ", i, " has no size or no time"));
+    }
+    bool seen = false;
+    for (size_t j = 0; j < i; ++j) seen = seen || samples[j].bytes == samples[i].bytes;
+    distinct += seen ? 0 : 1;
+  }
+  if (distinct < 2) return absl::InvalidArgumentError("fitting a link needs two or more sizes");
+  // Gloo's halving-doubling path for p not a power of two depends on alpha against beta: fit,
+  // then refit on the path the fitted link makes longest (twice is enough to settle).
+  LinkParams link{.latency_seconds = 50e-6, .bytes_per_second = 1e9};
+  for (int round = 0; round < 3; ++round) {
+    std::vector<double> steps, bytes, seconds;
+    for (const AllreduceSample& s : samples) {
+      const CollectiveCost cost = Allreduce(algorithm, ranks, s.bytes, link);
+      steps.push_back(cost.steps);
+      bytes.push_back(cost.critical_bytes);
+      seconds.push_back(s.seconds);
+    }
+    absl::StatusOr<Fit> fit = Solve(steps, bytes, seconds);
+    if (!fit.ok()) return fit.status();
+    link = {.latency_seconds = fit->alpha, .bytes_per_second = 1 / fit->beta};
+  }
+  return link;
+}
+
+std::string FormatLinkFile(const LinkParams& link, std::string_view comment) {
+  return absl::StrFormat("# %s\nlatency_us %.6g\nlink_gbps %.6g\n", std::string(comment),
+                         link.latency_seconds * 1e6, link.gbps());
+}
+
+absl::StatusOr<LinkParams> ParseLinkFile(std::string_view text, std::string_view source) {
+  double latency_us = -1;
+  double gbps = -1;
+  int64_t line_number = 0;
+  for (absl::string_view line : absl::StrSplit(absl::string_view(text.data(), text.size()), '\n')) {
+    ++line_number;
+    std::vector<absl::string_view> words =
+        absl::StrSplit(line.substr(0, line.find('#')), absl::ByAnyChar(" \t\r"), absl::SkipEmpty());
+    if (words.empty()) continue;
+    double value = 0;
+    if (words.size() != 2 || (words[0] != "latency_us" && words[0] != "link_gbps") ||
+        !absl::SimpleAtod(words[1], &value) || !std::isfinite(value) || value < 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(std::string(source), ": line ", line_number,
+                       ": expected 'latency_us US' or 'link_gbps GBPS' with a number >= 0"));
+    }
+    (words[0] == "latency_us" ? latency_us : gbps) = value;
+  }
+  if (latency_us < 0 || !(gbps > 0)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(std::string(source), ": needs both 'latency_us' and a positive 'link_gbps'"));
+  }
+  return LinkParams::FromGbpsAndMicros(gbps, latency_us);
+}
+
+}  // namespace gradflow::runtime::project
