@@ -13,7 +13,7 @@
 #include "ops/registry.h"
 #include "runtime/cli/flags.h"
 #include "runtime/project/cost_model.h"
-#include "runtime/project/json.h"
+#include "runtime/json/json.h"
 #include "runtime/project/link_fit.h"
 #include "runtime/project/planned_graph.h"
 #include "runtime/project/replay.h"
@@ -21,6 +21,8 @@
 
 namespace gradflow::runtime::project {
 namespace {
+
+using json::ReadJsonFile;
 
 constexpr int kExitFailure = 1;
 constexpr int kExitUsage = 2;

@@ -15,10 +15,12 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "runtime/project/json.h"
+#include "runtime/json/json.h"
 #include "runtime/project/planned_graph.h"
 
 namespace gradflow::runtime::project {
+
+using json::JsonValue;
 
 struct StepProfile {
   std::vector<double> step_seconds;    // per plan step

@@ -10,7 +10,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "runtime/trace/json_value.h"
+#include "runtime/json/json.h"
 
 namespace gradflow::runtime::trace {
 namespace {
@@ -62,13 +62,12 @@ std::string Percent(double part, double whole) {
 }  // namespace
 
 absl::StatusOr<std::string> SummarizeTrace(const std::string& json, const std::string& source) {
-  absl::StatusOr<JsonValue> parsed = ParseJson(json);
+  absl::StatusOr<json::JsonValue> parsed = json::ParseJson(json, source);
   if (!parsed.ok()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(source, ": invalid JSON at ", parsed.status().message()));
+    return absl::InvalidArgumentError(absl::StrCat("invalid JSON: ", parsed.status().message()));
   }
-  const JsonValue* events = parsed->Find("traceEvents");
-  if (events == nullptr || events->type != JsonValue::Type::kArray) {
+  const json::JsonValue* events = parsed->Find("traceEvents");
+  if (events == nullptr || !events->is_array()) {
     return absl::InvalidArgumentError(
         absl::StrCat(source, ": not a Chrome trace (no \"traceEvents\" array at the top level)"));
   }
@@ -87,9 +86,9 @@ absl::StatusOr<std::string> SummarizeTrace(const std::string& json, const std::s
   };
   std::vector<Stall> stalls;
 
-  for (size_t i = 0; i < events->array.size(); ++i) {
-    const JsonValue& e = events->array[i];
-    if (e.type != JsonValue::Type::kObject) {
+  for (size_t i = 0; i < events->items().size(); ++i) {
+    const json::JsonValue& e = events->items()[i];
+    if (!e.is_object()) {
       return absl::InvalidArgumentError(
           absl::StrCat(source, ": traceEvents[", i, "] is not an object"));
     }
@@ -99,9 +98,9 @@ absl::StatusOr<std::string> SummarizeTrace(const std::string& json, const std::s
     const int64_t pid = static_cast<int64_t>(e.NumberOr("pid", 0));
     const double ts = e.NumberOr("ts", 0);
     const double dur = std::max(0.0, e.NumberOr("dur", 0));
-    static const JsonValue kNoArgs;
-    const JsonValue* args_value = e.Find("args");
-    const JsonValue& args = args_value != nullptr ? *args_value : kNoArgs;
+    static const json::JsonValue kNoArgs;
+    const json::JsonValue* args_value = e.Find("args");
+    const json::JsonValue& args = args_value != nullptr ? *args_value : kNoArgs;
     const int64_t iteration = static_cast<int64_t>(args.NumberOr("iteration", -1));
 
     if (ph == "M" && name == "process_name") {
@@ -132,11 +131,11 @@ absl::StatusOr<std::string> SummarizeTrace(const std::string& json, const std::s
       if (iteration >= 0) iterations[{pid, iteration}].data_wait_us += wait;
       stalls.push_back({pid, iteration, wait});
     } else if (cat == "allreduce" && (ph == "b" || ph == "e")) {
-      const JsonValue* id = e.Find("id");
+      const json::JsonValue* id = e.Find("id");
       const std::string key =
           id == nullptr
               ? name
-              : (id->type == JsonValue::Type::kString ? id->string : absl::StrCat(id->number));
+              : (id->is_string() ? id->string() : absl::StrCat(id->number()));
       if (ph == "b") {
         open_allreduces[{pid, key}] = {ts, iteration};
       } else if (auto it = open_allreduces.find({pid, key}); it != open_allreduces.end()) {
@@ -149,7 +148,7 @@ absl::StatusOr<std::string> SummarizeTrace(const std::string& json, const std::s
   }
 
   std::string out;
-  absl::StrAppend(&out, "trace ", source, ": ", events->array.size(), " events, ",
+  absl::StrAppend(&out, "trace ", source, ": ", events->items().size(), " events, ",
                   process_names.empty() ? size_t{1} : process_names.size(), " node(s)\n\n");
 
   // Time per op type.

@@ -1,10 +1,10 @@
-#include "runtime/project/json.h"
+#include "runtime/json/json.h"
 
 #include <gtest/gtest.h>
 
 #include <string>
 
-namespace gradflow::runtime::project {
+namespace gradflow::runtime::json {
 namespace {
 
 TEST(JsonTest, ParsesATraceShapedDocument) {
@@ -47,4 +47,4 @@ TEST(JsonTest, MissingFileIsNamed) {
 }
 
 }  // namespace
-}  // namespace gradflow::runtime::project
+}  // namespace gradflow::runtime::json

@@ -60,7 +60,7 @@ std::string HandTrace() {
 }
 
 TEST(StepProfileTest, TraceGivesMediansPerStepOverheadAndUpdateRate) {
-  absl::StatusOr<JsonValue> trace = ParseJson(HandTrace(), "hand.json");
+  absl::StatusOr<JsonValue> trace = json::ParseJson(HandTrace(), "hand.json");
   ASSERT_TRUE(trace.ok()) << trace.status();
   absl::StatusOr<TraceHeader> header = ReadTraceHeader(*trace, "hand.json");
   ASSERT_TRUE(header.ok());
@@ -88,7 +88,7 @@ TEST(StepProfileTest, TraceGivesMediansPerStepOverheadAndUpdateRate) {
 }
 
 TEST(StepProfileTest, TraceFromAnotherGraphOrNodeIsRefused) {
-  absl::StatusOr<JsonValue> trace = ParseJson(HandTrace(), "hand.json");
+  absl::StatusOr<JsonValue> trace = json::ParseJson(HandTrace(), "hand.json");
   ASSERT_TRUE(trace.ok());
   PlannedGraph five = FourStepPlan(1, 1);
   five.steps.push_back(five.steps.back());
@@ -99,11 +99,11 @@ TEST(StepProfileTest, TraceFromAnotherGraphOrNodeIsRefused) {
   p = ProfileFromTrace(*trace, "hand.json", FourStepPlan(1, 1), 7);
   ASSERT_FALSE(p.ok());
   EXPECT_NE(p.status().message().find("no op events"), absl::string_view::npos);
-  absl::StatusOr<JsonValue> not_trace = ParseJson(R"({"events": []})", "x.json");
+  absl::StatusOr<JsonValue> not_trace = json::ParseJson(R"({"events": []})", "x.json");
   ASSERT_TRUE(not_trace.ok());
   EXPECT_FALSE(ProfileFromTrace(*not_trace, "x.json", FourStepPlan(1, 1), 0).ok());
   absl::StatusOr<JsonValue> bad_step =
-      ParseJson(absl::StrCat(R"({"traceEvents": [)", Op(0, 0, 9, 0, 5), "]}"), "bad.json");
+      json::ParseJson(absl::StrCat(R"({"traceEvents": [)", Op(0, 0, 9, 0, 5), "]}"), "bad.json");
   ASSERT_TRUE(bad_step.ok());
   p = ProfileFromTrace(*bad_step, "bad.json", FourStepPlan(1, 1), 0);
   ASSERT_FALSE(p.ok());

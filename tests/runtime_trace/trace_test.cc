@@ -15,7 +15,7 @@
 #include "gtest/gtest.h"
 #include "runtime/trace/chrome_json.h"
 #include "runtime/trace/gather.h"
-#include "runtime/trace/json_value.h"
+#include "runtime/json/json.h"
 #include "runtime/trace/summary.h"
 #include "tests/runtime_dist/dist_test_util.h"
 #include "tests/runtime_trace/traced_replica.h"
@@ -86,10 +86,10 @@ TEST(TraceTest, OneNodeTraceIsValidChromeJson) {
 
 // An X event starting inside the first op of the trace and ending after it, on its thread.
 std::string OverlappingOp(const std::string& trace) {
-  absl::StatusOr<JsonValue> doc = ParseJson(trace);
+  absl::StatusOr<json::JsonValue> doc = json::ParseJson(trace, "trace");
   EXPECT_TRUE(doc.ok()) << doc.status();
   if (!doc.ok()) return "";
-  for (const JsonValue& e : doc->Find("traceEvents")->array) {
+  for (const json::JsonValue& e : doc->Find("traceEvents")->items()) {
     if (e.StringOr("cat", "") != "op") continue;
     const double ts = e.NumberOr("ts", 0);
     const double dur = e.NumberOr("dur", 0);
@@ -240,14 +240,14 @@ TEST(TraceTest, SummaryRejectsMalformedFilesNamingThem) {
     std::string message;
   };
   const std::vector<Case> cases = {
-      {"truncated.json", "{\"traceEvents\":[{\"name\":\"a\",", "invalid JSON at line 1"},
-      {"garbage.json", "not json", "invalid JSON at line 1, column 1"},
-      {"trailing.json", "{\"traceEvents\":[]} x", "end of input"},
+      {"truncated.json", "{\"traceEvents\":[{\"name\":\"a\",", "line 1, column"},
+      {"garbage.json", "not json", "line 1, column 1"},
+      {"trailing.json", "{\"traceEvents\":[]} x", "unexpected text after the JSON value"},
       {"second_line.json", "{\"traceEvents\":[\n{\"ph\":tru}]}", "line 2"},
       {"no_events.json", "{\"events\":[]}", "no \"traceEvents\" array"},
       {"bad_event.json", "{\"traceEvents\":[1]}", "traceEvents[0] is not an object"},
-      {"deep.json", std::string(100000, '['), "too deep"},
-      {"empty.json", "", "found end of input"},
+      {"deep.json", std::string(100000, '['), "nesting deeper than 200 levels"},
+      {"empty.json", "", "unexpected end of input"},
   };
   for (const Case& c : cases) {
     const std::string path = absl::StrCat(dir, "/", c.name);
@@ -273,12 +273,12 @@ TEST(ChromeJsonTest, StringsRoundTripThroughAJsonParser) {
   static constexpr char kNasty[] = "q\"b\\s/\n\t\x01 \xc3\xa9 \xff \0end";
   const std::string nasty(kNasty, sizeof(kNasty) - 1);
   const std::string json = absl::StrCat("[", JsonString(nasty), "]");
-  absl::StatusOr<JsonValue> parsed = ParseJson(json);
+  absl::StatusOr<json::JsonValue> parsed = json::ParseJson(json, "strings");
   ASSERT_TRUE(parsed.ok()) << parsed.status() << " in " << json;
-  ASSERT_EQ(parsed->array.size(), 1u);
+  ASSERT_EQ(parsed->items().size(), 1u);
   // Everything survives except the invalid byte, which becomes U+FFFD.
   static constexpr char kExpected[] = "q\"b\\s/\n\t\x01 \xc3\xa9 \xef\xbf\xbd \0end";
-  EXPECT_EQ(parsed->array[0].string, std::string(kExpected, sizeof(kExpected) - 1));
+  EXPECT_EQ(parsed->items()[0].string(), std::string(kExpected, sizeof(kExpected) - 1));
   std::string number;
   AppendJsonNumber(&number, std::nan(""));
   EXPECT_EQ(number, "null");
@@ -292,10 +292,10 @@ TEST(ChromeJsonTest, WriteTraceFileIsAtomicAndNamesThePathOnError) {
   const std::string path = dir + "/t.json";
   GRADFLOW_ASSERT_OK(WriteTraceFile(
       path, {"{\"name\":\"a\",\"ph\":\"i\",\"ts\":0,\"pid\":0,\"tid\":0}", ""}, "{\"k\":1}"));
-  absl::StatusOr<JsonValue> parsed = ParseJson(ReadAll(path));
+  absl::StatusOr<json::JsonValue> parsed = json::ParseJson(ReadAll(path), path);
   ASSERT_TRUE(parsed.ok()) << parsed.status();
   ASSERT_NE(parsed->Find("traceEvents"), nullptr);
-  EXPECT_EQ(parsed->Find("traceEvents")->array.size(), 1u);
+  EXPECT_EQ(parsed->Find("traceEvents")->items().size(), 1u);
   EXPECT_EQ(parsed->Find("otherData")->NumberOr("k", 0), 1);
   size_t files = 0;
   for (const auto& entry : std::filesystem::directory_iterator(dir)) files += entry.exists();

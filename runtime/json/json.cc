@@ -1,4 +1,4 @@
-#include "runtime/project/json.h"
+#include "runtime/json/json.h"
 
 #include <charconv>
 #include <cmath>
@@ -7,7 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 
-namespace gradflow::runtime::project {
+namespace gradflow::runtime::json {
 
 JsonValue JsonValue::Bool(bool value) {
   JsonValue v;
@@ -49,6 +49,16 @@ const JsonValue* JsonValue::Find(std::string_view key) const {
     if (name == key) return &value;
   }
   return nullptr;
+}
+
+double JsonValue::NumberOr(std::string_view key, double fallback) const {
+  const JsonValue* v = Find(key);
+  return v != nullptr && v->is_number() ? v->number() : fallback;
+}
+
+std::string JsonValue::StringOr(std::string_view key, std::string_view fallback) const {
+  const JsonValue* v = Find(key);
+  return v != nullptr && v->is_string() ? v->string() : std::string(fallback);
 }
 
 namespace {
@@ -315,4 +325,4 @@ absl::StatusOr<JsonValue> ReadJsonFile(const std::string& path) {
   return ParseJson(text.str(), path);
 }
 
-}  // namespace gradflow::runtime::project
+}  // namespace gradflow::runtime::json

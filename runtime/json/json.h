@@ -1,6 +1,6 @@
-// A small JSON reader for the files the projection reads (Chrome traces, run summaries). The repo
-// has no JSON library; traces are machine-written but may be truncated or hand-edited, so every
-// error names the source and the line and column where parsing stopped.
+// A small JSON reader for the files the runtime reads back (Chrome traces, run summaries): no
+// JSON library is a dependency. Traces are machine-written but may be truncated or hand-edited,
+// so every error names the source and the line and column where parsing stopped.
 #pragma once
 
 #include <cstdint>
@@ -11,7 +11,7 @@
 
 #include "absl/status/statusor.h"
 
-namespace gradflow::runtime::project {
+namespace gradflow::runtime::json {
 
 class JsonValue {
  public:
@@ -38,6 +38,9 @@ class JsonValue {
 
   // The member named `key` of an object, or null when absent (or when this is not an object).
   const JsonValue* Find(std::string_view key) const;
+  // A member's number or string, or `fallback` when absent or of another kind.
+  double NumberOr(std::string_view key, double fallback) const;
+  std::string StringOr(std::string_view key, std::string_view fallback) const;
 
  private:
   Kind kind_ = Kind::kNull;
@@ -55,4 +58,4 @@ absl::StatusOr<JsonValue> ParseJson(std::string_view text, std::string_view sour
 // Reads and parses a file; errors name the path.
 absl::StatusOr<JsonValue> ReadJsonFile(const std::string& path);
 
-}  // namespace gradflow::runtime::project
+}  // namespace gradflow::runtime::json
