@@ -40,11 +40,18 @@ absl::StatusOr<std::unique_ptr<GradientSync>> GradientSync::Attach(
   int32_t previous_allreduce = -1;
   for (size_t b = 0; b < self->buckets_.size(); ++b) {
     const sched::Bucket& bucket = self->buckets_[b];
+    // On the compute stream right after the step that makes the bucket ready: the allreduce
+    // starts the moment its last gradient exists, in bucket order on every node, without waiting
+    // for a host worker to wake up (on a busy machine that wait outlasts the rest of backward).
     std::vector<int32_t> after = {bucket.ready_step};
     if (previous_allreduce >= 0) after.push_back(previous_allreduce);
+    std::vector<int32_t> before;
+    if (bucket.ready_step + 1 < static_cast<int32_t>(graph.plan().steps.size())) {
+      before.push_back(bucket.ready_step + 1);
+    }
     previous_allreduce = graph.AddWork(
-        absl::StrCat("allreduce:bucket", b), sched::kHostStream,
-        [self, b] { return self->StartAllreduce(b); }, after);
+        absl::StrCat("allreduce:bucket", b), sched::kComputeStream,
+        [self, b] { return self->StartAllreduce(b); }, after, before);
     self->allreduce_nodes_.push_back(previous_allreduce);
 
     // Plan steps are task nodes 0..n-1 chained in stream order: sitting between the step before

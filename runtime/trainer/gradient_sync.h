@@ -3,10 +3,10 @@
 // bucket once the allreduce has finished.
 //
 // Both are nodes of the replica's task graph, so the executor orders them like any step:
-//   allreduce:bucketB  a host node after the step that makes bucket B ready, and after the
-//                      allreduce node of bucket B-1, so every replica issues its buckets in the
-//                      same order (the collectives' ordering contract). It only starts the
-//                      asynchronous allreduce; backward goes on meanwhile.
+//   allreduce:bucketB  a compute-stream node right after the step that makes bucket B ready
+//                      (and after the allreduce node of bucket B-1), so every replica issues its
+//                      buckets in the same order (the collectives' ordering contract). It only
+//                      starts the asynchronous allreduce; backward goes on meanwhile.
 //   sgd_update:bucketB a compute-stream node placed just before the first forward step that
 //                      reads one of B's parameters. It waits for the allreduce B of the previous
 //                      iteration and applies that iteration's update to B's range. So the next
