@@ -11,6 +11,8 @@
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=bench/quiet.sh
+source "$here/quiet.sh"
 build="$here/../build"
 threads="${GRADFLOW_BENCH_THREADS:-2}"
 batch=16
@@ -67,12 +69,7 @@ torch_bench=("$python" "$here/torch_conv_bench.py" --threads "$threads" --batch 
 # faults) per call. Raising the threshold compares kernels; the default run shows PyTorch as shipped.
 retain_malloc="glibc.malloc.mmap_threshold=1073741824:glibc.malloc.trim_threshold=4294967295"
 
-if [[ -n "$wait_load" ]]; then
-  for _ in $(seq 90); do
-    awk -v max="$wait_load" '{ exit !($1 < max) }' /proc/loadavg && break
-    sleep 10
-  done
-fi
+wait_for_load "$wait_load" 90
 
 echo "== machine"
 date -u '+%Y-%m-%d %H:%M UTC'
@@ -108,22 +105,13 @@ run_torch() {
   "${torch_bench[@]}" --shapes "$out/shapes.tsv" --only "$1" --layouts channels_last \
     --repeats "$repeats" --min-time "$min_time" --json >> "$out/torch.jsonl"
 }
-# Percent of the machine's CPU time used (by anyone, hypervisor steal included) over one second.
-machine_busy() {
-  local a b i total=0 idle
-  read -r -a a < /proc/stat; sleep 1; read -r -a b < /proc/stat
-  for i in 1 2 3 4 5 6 7 8; do total=$((total + b[i] - a[i])); done
-  idle=$(( (b[4] + b[5]) - (a[4] + a[5]) ))
-  echo $(( total > 0 ? 100 * (total - idle) / total : 0 ))
-}
-# Other helpers build on this machine: start a shape only when it is quiet (up to 60 s), and
+# Other helpers build on this machine: start a shape only when it is quiet (wait_quiet), and
 # measure it again (up to twice, 12 retries per run) if the other side was interrupted anyway.
 retries_left=12
 i=0
 for name in "${names[@]}"; do
   for attempt in 1 2 3; do
-    busy=100
-    for _ in $(seq 30); do busy=$(machine_busy); (( busy < 15 )) && break; sleep 1; done
+    busy=$(wait_quiet)
     printf '  %-22s attempt %d, machine %3d%% busy before\n' "$name" "$attempt" "$busy"
     if (( (i + attempt) % 2 == 1 )); then run_gradflow "$name"; run_torch "$name"
     else run_torch "$name"; run_gradflow "$name"; fi

@@ -20,6 +20,8 @@
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=bench/quiet.sh
+source "$here/quiet.sh"
 build="$here/../build"
 # PyTorch's first steps are slow (as shipped: page faults; 14.6, 17.4, 7.2, 5.1, 4.3, 4.2 s here
 # with 1 process, and 9.9, 4.4, 3.9, 3.4, 2.9, 2.9 s with glibc keeping memory); gradflow's second
@@ -91,26 +93,7 @@ if (( !skip_gradflow )); then
 fi
 
 
-if [[ -n "$wait_load" ]]; then
-  for _ in $(seq 60); do
-    awk -v max="$wait_load" '{ exit !($1 < max) }' /proc/loadavg && break
-    sleep 10
-  done
-fi
-# Percent of the machine's CPU time used (by anyone) over one second.
-machine_busy() {
-  local a b i total=0 idle
-  read -r -a a < /proc/stat; sleep 1; read -r -a b < /proc/stat
-  for i in 1 2 3 4 5 6 7 8; do total=$((total + b[i] - a[i])); done
-  idle=$(( (b[4] + b[5]) - (a[4] + a[5]) ))
-  echo $(( total > 0 ? 100 * (total - idle) / total : 0 ))
-}
-# Other work shares this machine: start a run only once it is quiet (waiting up to 60 s).
-wait_quiet() {
-  local busy=100
-  for _ in $(seq 30); do busy=$(machine_busy); (( busy < 15 )) && break; sleep 1; done
-  echo "$busy"
-}
+wait_for_load "$wait_load"
 # Prints a command as it can be pasted back into a shell.
 show() {
   local word line=""

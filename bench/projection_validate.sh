@@ -22,6 +22,8 @@
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=bench/quiet.sh
+source "$here/quiet.sh"
 build="$here/../build"
 out=""
 model=resnet18
@@ -64,12 +66,7 @@ cp "$runtime" "$modelc" "$out/bin/"
 runtime="$out/bin/runtime"
 modelc="$out/bin/modelc"
 
-if [[ -n "$wait_load" ]]; then
-  for _ in $(seq 60); do
-    awk -v max="$wait_load" '{ exit !($1 < max) }' /proc/loadavg && break
-    sleep 10
-  done
-fi
+wait_for_load "$wait_load"
 
 cores="$(nproc)"
 "$modelc" "$model" -o "$out/model.fb" --image-size "$image_size" --classes 10 > /dev/null

@@ -13,6 +13,8 @@
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=bench/quiet.sh
+source "$here/quiet.sh"
 build="$here/../build"
 threads=2
 out=""
@@ -83,27 +85,8 @@ torch_bench=("$python" "$here/torch_train_bench.py" --threads "$threads")
 # column; on this VM a page fault is dear and their number varies from run to run).
 retain_malloc="glibc.malloc.mmap_threshold=1073741824:glibc.malloc.trim_threshold=4294967295"
 
-if [[ -n "$wait_load" ]]; then
-  for _ in $(seq 60); do
-    awk -v max="$wait_load" '{ exit !($1 < max) }' /proc/loadavg && break
-    sleep 10
-  done
-fi
+wait_for_load "$wait_load"
 
-# Percent of the machine's CPU time used (by anyone) over one second.
-machine_busy() {
-  local a b i total=0 idle
-  read -r -a a < /proc/stat; sleep 1; read -r -a b < /proc/stat
-  for i in 1 2 3 4 5 6 7 8; do total=$((total + b[i] - a[i])); done
-  idle=$(( (b[4] + b[5]) - (a[4] + a[5]) ))
-  echo $(( total > 0 ? 100 * (total - idle) / total : 0 ))
-}
-# Other work shares this machine: start a case only once it is quiet (waiting up to 60 s).
-wait_quiet() {
-  local busy=100
-  for _ in $(seq 30); do busy=$(machine_busy); (( busy < 15 )) && break; sleep 1; done
-  echo "$busy"
-}
 peak_rss_kb() { awk -F': ' '/Maximum resident set size/ { print $2 }' "$1"; }
 json_field() {
   "$python" -c 'import json, sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$1" "$2"
