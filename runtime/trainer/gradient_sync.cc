@@ -174,8 +174,11 @@ CommunicationStats GradientSync::stats() const {
 void GradientSync::OnIterationStart(int64_t iteration) { iteration_.store(iteration); }
 
 void GradientSync::OnNodeStart(const sched::NodeEvent& event) {
-  const auto it = std::find(allreduce_nodes_.begin(), allreduce_nodes_.end(), event.node);
-  if (it == allreduce_nodes_.end()) return;
+  // Called for every step of every iteration: the allreduce nodes come after all plan steps and
+  // are added in increasing id order, so steps leave at the first comparison.
+  if (allreduce_nodes_.empty() || event.node < allreduce_nodes_.front()) return;
+  const auto it = std::lower_bound(allreduce_nodes_.begin(), allreduce_nodes_.end(), event.node);
+  if (it == allreduce_nodes_.end() || *it != event.node) return;
   std::lock_guard lock(mutex_);
   allreduce_started_[it - allreduce_nodes_.begin()] = event.time;
 }
