@@ -24,6 +24,10 @@ absl::Status ErrnoError(int error, const std::string& call, const std::string& p
 }
 
 uint32_t UpdateCrc(uint32_t crc, const void* data, size_t size) {
+  // zlib reads a null buffer as "give me the initial value" and returns 0 whatever `crc` was:
+  // an empty section (a model without batch norm has no running statistics, and an empty
+  // vector's data() may be null) would silently restart the checksum.
+  if (size == 0) return crc;
   return static_cast<uint32_t>(crc32_z(crc, static_cast<const Bytef*>(data), size));
 }
 
