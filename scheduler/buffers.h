@@ -1,5 +1,6 @@
 // The device memory a plan needs, allocated once: one flat, aligned allocation per BufferKind.
-// CPU (host memory) for now; a CUDA build allocates the same layout on the device.
+// Host memory by default; a GPU replica passes its device's memory (BufferMemory) and gets the
+// same layout there.
 #pragma once
 
 #include <array>
@@ -14,10 +15,26 @@ namespace gradflow::sched {
 
 inline constexpr size_t kBufferAlignment = 64;  // a cache line, and what AVX-512 loads like
 
+// Where a Buffers object's memory comes from and how it is filled. Implementations must outlive
+// the Buffers they serve.
+class BufferMemory {
+ public:
+  virtual ~BufferMemory() = default;
+  // At least `bytes` (> 0), aligned to kBufferAlignment; ResourceExhausted when there is none.
+  virtual absl::StatusOr<std::byte*> Allocate(size_t bytes) = 0;
+  virtual void Free(std::byte* data) = 0;
+  // Sets every byte of [data, data + bytes) to `value`; done when it returns.
+  virtual absl::Status Fill(std::byte* data, int value, size_t bytes) = 0;
+};
+
+// Host memory (aligned_alloc), the default.
+BufferMemory& HostBufferMemory();
+
 struct BuffersOptions {
   // Debugging aid: fill the arena with NaN (every byte 0xFF: NaN for every float type, -1 for
   // integers) when allocated, so that a kernel reading bytes nobody wrote shows up in results.
   bool poison_arena = false;
+  BufferMemory* memory = nullptr;  // null: HostBufferMemory()
 };
 
 class Buffers {
@@ -37,12 +54,13 @@ class Buffers {
   void* data(const Placement& placement) const;
 
   // Fills the arena with the NaN pattern again, e.g. before every iteration of a debug run.
-  void PoisonArena();
+  absl::Status PoisonArena();
 
  private:
-  explicit Buffers(const BufferSizes& sizes) : sizes_(sizes) {}
+  Buffers(const BufferSizes& sizes, BufferMemory& memory) : sizes_(sizes), memory_(memory) {}
 
   BufferSizes sizes_;
+  BufferMemory& memory_;
   std::array<std::byte*, kNumBufferKinds> bases_ = {};
 };
 

@@ -206,7 +206,7 @@ TEST_P(PlanExecutorTest, ForwardAndBackwardMatchTheSequentialRunner) {
   // Repeated iterations with the arena poisoned before each: every value read was written in
   // that same iteration, so results repeat exactly.
   for (int iteration = 0; iteration < 3; ++iteration) {
-    buffers_->PoisonArena();
+    ASSERT_TRUE(buffers_->PoisonArena().ok());
     ASSERT_TRUE((*executor)->Run().ok());
     CompareWithSequential(/*with_state=*/iteration == 0);
   }
