@@ -34,6 +34,10 @@ absl::Status AllreduceSumSync(Collectives& collectives, std::span<float> data, i
   return WaitFor([&](Done done) { collectives.AllreduceSum(data, lane, std::move(done)); });
 }
 
+absl::Status AllreduceSumRepeatedSync(Collectives& collectives, std::span<float> data, int lane) {
+  return WaitFor([&](Done done) { collectives.AllreduceSumRepeated(data, lane, std::move(done)); });
+}
+
 absl::Status BroadcastSync(Collectives& collectives, std::span<float> data, int root) {
   return WaitFor([&](Done done) { collectives.Broadcast(data, root, std::move(done)); });
 }

@@ -62,10 +62,17 @@ class Collectives {
   virtual void AddObserver(CollectiveObserver* observer) = 0;
 
   // Sums `data` elementwise over all ranks, in place; every rank ends with bitwise-identical
-  // values. `data` must stay valid and untouched until `done` runs. Calls on the same memory
-  // region and lane reuse what the first one set up (algorithm buffers), so fixed buckets cost
-  // nothing to set up after the first iteration. lane in [0, lanes()).
+  // values. `data` must stay valid and untouched until `done` runs. lane in [0, lanes()).
   virtual void AllreduceSum(std::span<float> data, int lane, Done done) = 0;
+  // The same for memory reduced again and again at the same address (a gradient bucket):
+  // implementations may keep what the first call set up (Gloo's algorithm and its buffers), so
+  // fixed buckets cost nothing to set up after the first iteration. Every rank must use it for
+  // the same calls. One-off or short-lived buffers go through AllreduceSum: a freed buffer's
+  // address reused on one rank and not on another would make the ranks disagree about what is
+  // set up already.
+  virtual void AllreduceSumRepeated(std::span<float> data, int lane, Done done) {
+    AllreduceSum(data, lane, std::move(done));
+  }
   // Copies `root`'s `data` to every rank (lane 0).
   virtual void Broadcast(std::span<float> data, int root, Done done) = 0;
   // Returns once every rank has entered it (lane 0).
@@ -75,6 +82,8 @@ class Collectives {
 // Blocking forms for setup and teardown: issue, then wait for `done` (the object's own timeout
 // bounds the wait).
 absl::Status AllreduceSumSync(Collectives& collectives, std::span<float> data, int lane = 0);
+absl::Status AllreduceSumRepeatedSync(Collectives& collectives, std::span<float> data,
+                                      int lane = 0);
 absl::Status BroadcastSync(Collectives& collectives, std::span<float> data, int root);
 absl::Status BarrierSync(Collectives& collectives);
 

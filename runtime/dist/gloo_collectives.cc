@@ -64,7 +64,8 @@ std::optional<FailureReport> DecodeReport(const std::string& text) {
 struct Lane {
   GlooDevice device;
   std::shared_ptr<gloo::rendezvous::Context> context;  // null in a world of one
-  // Allreduce algorithms by (data, count): set up once per bucket, reused every iteration.
+  // Repeated allreduces' algorithms by (data, count): set up once per bucket, reused every
+  // iteration.
   // Touched by the lane's worker only.
   absl::flat_hash_map<std::pair<const float*, size_t>, std::unique_ptr<gloo::Algorithm>> allreduces;
   std::mutex issue_mutex;  // keeps sequence numbers in queue order
@@ -107,6 +108,27 @@ class GlooCollectives final : public Collectives {
   void AddObserver(CollectiveObserver* observer) override { observers_.push_back(observer); }
 
   void AllreduceSum(std::span<float> data, int lane, Done done) override {
+    Allreduce(data, lane, /*repeated=*/false, std::move(done));
+  }
+  void AllreduceSumRepeated(std::span<float> data, int lane, Done done) override {
+    Allreduce(data, lane, /*repeated=*/true, std::move(done));
+  }
+
+  void Broadcast(std::span<float> data, int root, Done done) override {
+    if (root < 0 || root >= size_) {
+      return Refuse(std::move(done),
+                    absl::InvalidArgumentError(absl::StrCat(
+                        "broadcast root ", root, " is not a rank of a job of ", size_, " nodes")));
+    }
+    Issue(CollectiveKind::kBroadcast, 0, data, root, /*repeated=*/false, std::move(done));
+  }
+
+  void Barrier(Done done) override {
+    Issue(CollectiveKind::kBarrier, 0, {}, 0, /*repeated=*/false, std::move(done));
+  }
+
+ private:
+  void Allreduce(std::span<float> data, int lane, bool repeated, Done done) {
     if (lane < 0 || lane >= lanes()) {
       return Refuse(std::move(done),
                     absl::InvalidArgumentError(
@@ -118,25 +140,14 @@ class GlooCollectives final : public Collectives {
                                                             " floats exceeds Gloo's limit of ",
                                                             INT_MAX, " elements; split it")));
     }
-    Issue(CollectiveKind::kAllreduce, lane, data, 0, std::move(done));
+    Issue(CollectiveKind::kAllreduce, lane, data, 0, repeated, std::move(done));
   }
 
-  void Broadcast(std::span<float> data, int root, Done done) override {
-    if (root < 0 || root >= size_) {
-      return Refuse(std::move(done),
-                    absl::InvalidArgumentError(absl::StrCat(
-                        "broadcast root ", root, " is not a rank of a job of ", size_, " nodes")));
-    }
-    Issue(CollectiveKind::kBroadcast, 0, data, root, std::move(done));
-  }
-
-  void Barrier(Done done) override { Issue(CollectiveKind::kBarrier, 0, {}, 0, std::move(done)); }
-
- private:
   struct Operation {
     CollectiveEvent event;
     std::span<float> data;
     int root = 0;
+    bool repeated = false;  // AllreduceSumRepeated: keep the algorithm for the next call
     Done done;
   };
 
@@ -147,7 +158,8 @@ class GlooCollectives final : public Collectives {
     notifier_->Post({complete, complete});
   }
 
-  void Issue(CollectiveKind kind, int lane_index, std::span<float> data, int root, Done done) {
+  void Issue(CollectiveKind kind, int lane_index, std::span<float> data, int root, bool repeated,
+             Done done) {
     if (failed_.load()) return Refuse(std::move(done), Failure());
     Lane& lane = *lanes_[lane_index];
     auto op = std::make_shared<Operation>();
@@ -157,6 +169,7 @@ class GlooCollectives final : public Collectives {
     op->event.algorithm = AlgorithmName(kind, data.size_bytes());
     op->data = data;
     op->root = root;
+    op->repeated = repeated;
     op->done = std::move(done);
     std::lock_guard<std::mutex> lock(lane.issue_mutex);
     op->event.sequence = lane.next_sequence++;
@@ -211,21 +224,26 @@ class GlooCollectives final : public Collectives {
     switch (op.event.kind) {
       case CollectiveKind::kAllreduce: {
         if (op.data.empty()) return;
-        std::unique_ptr<gloo::Algorithm>& algorithm =
-            lane.allreduces[{op.data.data(), op.data.size()}];
-        if (algorithm == nullptr) {
-          // Every rank creates its algorithms in the same order on a lane (its queue is FIFO and
-          // issue order is the same everywhere), so Gloo's slots agree across ranks.
+        // Every rank creates its algorithms in the same order on a lane (its queue is FIFO and
+        // issue order is the same everywhere), so Gloo's slots agree across ranks, as long as
+        // every rank finds the same calls cached: only repeated ones are.
+        auto create = [&]() -> std::unique_ptr<gloo::Algorithm> {
           const std::vector<float*> pointers = {op.data.data()};
           const int count = static_cast<int>(op.data.size());
           if (op.event.algorithm == kRing) {
-            algorithm =
-                std::make_unique<gloo::AllreduceRingChunked<float>>(lane.context, pointers, count);
-          } else {
-            algorithm = std::make_unique<gloo::AllreduceHalvingDoubling<float>>(lane.context,
-                                                                                pointers, count);
+            return std::make_unique<gloo::AllreduceRingChunked<float>>(lane.context, pointers,
+                                                                       count);
           }
+          return std::make_unique<gloo::AllreduceHalvingDoubling<float>>(lane.context, pointers,
+                                                                         count);
+        };
+        if (!op.repeated) {
+          create()->run();
+          return;
         }
+        std::unique_ptr<gloo::Algorithm>& algorithm =
+            lane.allreduces[{op.data.data(), op.data.size()}];
+        if (algorithm == nullptr) algorithm = create();
         algorithm->run();
         return;
       }

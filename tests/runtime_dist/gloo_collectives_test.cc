@@ -157,13 +157,34 @@ TEST(GlooCollectivesTest, SameRegionAgainReducesItsNewContents) {
     RunRanks(kSize, [&](int r) {
       const std::vector<float> in = Inputs(r, kCount, round);
       std::copy(in.begin(), in.end(), bucket[r].begin());  // same memory, new values
-      EXPECT_TRUE(AllreduceSumSync(*world.ranks[r], bucket[r], 0).ok());
+      EXPECT_TRUE(AllreduceSumRepeatedSync(*world.ranks[r], bucket[r], 0).ok());
       const std::vector<float> small = Inputs(r, 17, round);  // a different region in between
       std::copy(small.begin(), small.end(), other[r].begin());
       EXPECT_TRUE(AllreduceSumSync(*world.ranks[r], other[r], 0).ok());
     });
     ExpectSums(bucket, kSize, round);
     ExpectSums(other, kSize, round);
+  }
+}
+
+// Short-lived buffers: the allocator hands rank 0 the same address every round and rank 1 a new
+// one (it keeps the old buffers). Were allreduces cached by address, rank 0 would reuse its first
+// round's setup while rank 1 set up anew, Gloo's slots would disagree and both would wait for
+// data that never comes.
+TEST(GlooCollectivesTest, ShortLivedBuffersAtReusedAddressesStayInStep) {
+  constexpr int kSize = 2;
+  ThreadWorld world = MakeThreadWorld(kSize, TestOptions());
+  constexpr size_t kCount = 512;
+  std::vector<std::vector<std::vector<float>>> kept(kSize);
+  std::vector<std::vector<float>> results(kSize);
+  for (int round = 0; round < 3; ++round) {
+    RunRanks(kSize, [&](int r) {
+      std::vector<float> values = Inputs(r, kCount, round);
+      EXPECT_TRUE(AllreduceSumSync(*world.ranks[r], values, 0).ok()) << "rank " << r;
+      results[r] = values;
+      if (r == 1) kept[r].push_back(std::move(values));
+    });
+    ExpectSums(results, kSize, round);
   }
 }
 
