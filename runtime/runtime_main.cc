@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <initializer_list>
 #include <iostream>
 #include <string>
 #include <thread>
@@ -21,6 +22,7 @@
 #include "runtime/project/project_main.h"
 #include "runtime/trace/summary.h"
 #include "runtime/trainer/summary_json.h"
+#include "runtime/trainer/train_device.h"
 #include "runtime/trainer/trainer.h"
 
 namespace gradflow::runtime {
@@ -34,16 +36,22 @@ int Fail(int code, absl::string_view message) {
   return code;
 }
 
-// The rank of this node when the cluster's launcher says it rather than --node-rank.
-int64_t RankFromEnvironment() {
-  for (const char* name : {"SLURM_PROCID", "OMPI_COMM_WORLD_RANK", "PMI_RANK"}) {
+// The first of `names` set to a non-negative integer (a cluster launcher's word: Slurm, Open MPI,
+// torchrun), or -1.
+int64_t IntFromEnvironment(std::initializer_list<const char*> names) {
+  for (const char* name : names) {
     if (const char* value = std::getenv(name); value != nullptr && *value != '\0') {
       char* end = nullptr;
-      const long long rank = std::strtoll(value, &end, 10);
-      if (*end == '\0' && rank >= 0) return rank;
+      const long long number = std::strtoll(value, &end, 10);
+      if (*end == '\0' && number >= 0) return number;
     }
   }
   return -1;
+}
+
+// The rank of this node when the cluster's launcher says it rather than --node-rank.
+int64_t RankFromEnvironment() {
+  return IntFromEnvironment({"SLURM_PROCID", "OMPI_COMM_WORLD_RANK", "PMI_RANK"});
 }
 
 // `runtime --nodes N` without a rendezvous: this process starts the N nodes on this machine and
@@ -64,8 +72,11 @@ int SuperviseLocalNodes(const std::vector<std::string>& args, const TrainerConfi
       1, static_cast<int64_t>(std::thread::hardware_concurrency()) / config.dist.nodes);
   for (int64_t rank = 0; rank < config.dist.nodes; ++rank) {
     launch::NodeCommand node{.program = std::string(self, static_cast<size_t>(length)), .args = args};
+    // All N share this host (and its GPUs: --local-rank picks one each).
     for (std::string extra : {std::string("--node-rank"), absl::StrCat(rank), std::string("--rendezvous"),
-                              absl::StrCat("file://", *dir), std::string("--job-id"), std::string("local")}) {
+                              absl::StrCat("file://", *dir), std::string("--job-id"), std::string("local"),
+                              std::string("--local-rank"), absl::StrCat(rank),
+                              std::string("--local-nodes"), absl::StrCat(config.dist.nodes)}) {
       node.args.push_back(std::move(extra));
     }
     if (!threads_set) {
@@ -111,6 +122,18 @@ int Main(int argc, char** argv) {
   flags.Int("prefetch", &config.prefetch, "batches decoded ahead of compute");
   flags.Int("seed", &seed, "seed of initialization, shuffling and augmentation");
   flags.Bool("channels-last", &config.channels_last, "store activations NHWC (fastest on CPU)");
+  flags.String("device", &config.device, "auto (a GPU when present) | cpu | cuda", "KIND");
+  flags.Bool("tf32", &config.tf32, "GPU: convolutions and matrix products in TF32");
+  flags.String("gpu-collectives", &config.gpu_collectives,
+               "GPU gradients: auto | nccl | gloo (staged through host memory, for node processes "
+               "sharing a GPU)",
+               "KIND");
+  flags.Int("local-rank", &config.local_rank,
+            "this node's index on its host, picks its GPU (default: LOCAL_RANK, SLURM_LOCALID or "
+            "OMPI_COMM_WORLD_LOCAL_RANK, else the node rank)");
+  flags.Int("local-nodes", &config.local_nodes,
+            "node processes on this host (default: LOCAL_WORLD_SIZE, SLURM_NTASKS_PER_NODE or "
+            "OMPI_COMM_WORLD_LOCAL_SIZE, else 1 with --rendezvous)");
   flags.Double("lr", &config.lr.base_lr, "learning rate per reference batch (the paper: 0.1 per 256)");
   flags.Int("lr-reference-batch", &config.lr.reference_batch, "images the base lr is given for");
   flags.String("lr-scaling", &scaling, "linear (the paper's rule) | sqrt | none", "RULE");
@@ -148,6 +171,9 @@ int Main(int argc, char** argv) {
   flags.Double("timeout", &dist.timeout_seconds,
                "seconds any collective may take before the job fails (a dead or stalled node)");
   flags.Double("bucket-mb", &dist.bucket_mb, "gradient bucket size cap in MB (allreduce unit)");
+  flags.Double("first-layers-bucket-mb", &dist.first_layers_bucket_mb,
+               "cap of the first layers' own last bucket in MB, whose allreduce cannot overlap "
+               "backward (0: no such bucket)");
   flags.Int("comm-lanes", &dist.lanes, "buckets reduced at once, each on its own Gloo context");
   flags.String("allreduce-algo", &dist.algorithm, "auto | ring | halving-doubling", "ALGO");
   flags.String("transport", &dist.transport, "auto | tcp | ibverbs", "KIND");
@@ -199,9 +225,27 @@ int Main(int argc, char** argv) {
   if (dist.lanes < 1) return Fail(kExitUsage, absl::StrCat("--comm-lanes must be at least 1, got ", dist.lanes));
   if (!(dist.timeout_seconds > 0)) return Fail(kExitUsage, "--timeout must be positive");
   if (!(dist.bucket_mb > 0)) return Fail(kExitUsage, "--bucket-mb must be positive");
+  if (!(dist.first_layers_bucket_mb >= 0)) {
+    return Fail(kExitUsage, "--first-layers-bucket-mb must be 0 or more");
+  }
   if (dist.algorithm != "auto" && dist.algorithm != "ring" && dist.algorithm != "halving-doubling") {
     return Fail(kExitUsage, absl::StrCat("--allreduce-algo: expected auto, ring or halving-doubling, got '",
                                          dist.algorithm, "'"));
+  }
+  if (absl::StatusOr<DeviceChoice> device = ParseDeviceChoice(config.device); !device.ok()) {
+    return Fail(kExitUsage, device.status().message());
+  }
+  if (config.gpu_collectives != "auto" && config.gpu_collectives != "nccl" &&
+      config.gpu_collectives != "gloo") {
+    return Fail(kExitUsage, absl::StrCat("--gpu-collectives: expected auto, nccl or gloo, got '",
+                                         config.gpu_collectives, "'"));
+  }
+  if (config.local_rank < 0) {
+    config.local_rank = IntFromEnvironment({"LOCAL_RANK", "SLURM_LOCALID", "OMPI_COMM_WORLD_LOCAL_RANK"});
+  }
+  if (config.local_nodes <= 0) {
+    const int64_t local = IntFromEnvironment({"LOCAL_WORLD_SIZE", "SLURM_NTASKS_PER_NODE", "OMPI_COMM_WORLD_LOCAL_SIZE"});
+    config.local_nodes = local > 0 ? local : 1;
   }
   if (dist.transport != "auto" && dist.transport != "tcp" && dist.transport != "ibverbs") {
     return Fail(kExitUsage,
@@ -271,15 +315,19 @@ int Main(int argc, char** argv) {
   const CommunicationStats& comm = summary->communication;
   if (summary->nodes > 1) {
     const double per_iteration = summary->iterations > 0 ? 1.0 / summary->iterations : 0;
+    const std::string exposed =
+        comm.exposure_measured
+            ? absl::StrFormat("%.3f s exposed (%.0f%% hidden)", comm.exposed_seconds * per_iteration,
+                              comm.communication_seconds > 0
+                                  ? 100 * (1 - comm.exposed_seconds / comm.communication_seconds)
+                                  : 100.0)
+            : std::string("exposure ordered on the device (see --trace)");
     std::cout << absl::StrFormat(
-        "node %d: per iteration %.3f s compute, %.3f s communication, %.3f s exposed "
-        "(%.0f%% hidden); %d bucket%s, %d of %d allreduces started during backward; "
-        "parameters identical on all %d nodes (checksum %016x)\n",
+        "node %d: per iteration %.3f s compute, %.3f s communication, %s; %d bucket%s, %d of %d "
+        "allreduces started during backward; parameters identical on all %d nodes (checksum "
+        "%016x)\n",
         summary->rank, (summary->seconds - comm.exposed_seconds) * per_iteration,
-        comm.communication_seconds * per_iteration, comm.exposed_seconds * per_iteration,
-        comm.communication_seconds > 0
-            ? 100 * (1 - comm.exposed_seconds / comm.communication_seconds)
-            : 100.0,
+        comm.communication_seconds * per_iteration, exposed,
         summary->buckets, summary->buckets > 1 ? "s" : "", comm.allreduces_started_during_backward,
         comm.allreduces, summary->nodes, summary->parameter_checksum);
   }
@@ -293,6 +341,11 @@ int Main(int argc, char** argv) {
       summary->data_wait_seconds, summary->final_loss, 100 * summary->eval.top1,
       100 * summary->eval.top5, summary->eval.examples, summary->unreadable_examples,
       summary->last_checkpoint.empty() ? "" : absl::StrCat(", checkpoint ", summary->last_checkpoint));
+  if (summary->device_peak_bytes >= 0) {
+    std::cout << absl::StrFormat(
+        "device memory: peak %.0f MiB allocated (plan buffers, workspaces, momentum)\n",
+        summary->device_peak_bytes / 1048576.0);
+  }
   return 0;
 }
 

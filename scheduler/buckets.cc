@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <string>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 
@@ -26,20 +27,36 @@ int64_t ElementSize(const Plan& plan) {
 }  // namespace
 
 absl::StatusOr<std::vector<Bucket>> PlanBuckets(const graph::Graph& graph, const Plan& plan,
-                                                int64_t cap_bytes) {
+                                                int64_t cap_bytes, int64_t first_layers_cap_bytes) {
   if (cap_bytes <= 0) {
     return absl::InvalidArgumentError(
         absl::StrCat("the bucket size cap must be positive, got ", cap_bytes, " bytes"));
   }
   const std::vector<int32_t> first_reader = FirstReaderSteps(graph, plan);
   const int64_t element = ElementSize(plan);
+  const size_t count = graph.param_grads.size();
+  auto range_of = [&](size_t i) {
+    const Placement& p = plan.tensors[graph.param_grads[i].param];
+    return std::pair<int64_t, int64_t>(p.offset / element, (p.offset + p.bytes) / element);
+  };
+  // The first layers' bucket: the longest tail of backward order within its cap, one parameter
+  // at least.
+  size_t tail = count;
+  first_layers_cap_bytes = std::min(first_layers_cap_bytes, cap_bytes);
+  if (first_layers_cap_bytes > 0 && count > 0) {
+    const int64_t tail_end = range_of(count - 1).second;
+    tail = count - 1;
+    while (tail > 0 && (tail_end - range_of(tail - 1).first) * element <= first_layers_cap_bytes) {
+      --tail;
+    }
+  }
   std::vector<Bucket> buckets;
-  for (size_t i = 0; i < graph.param_grads.size(); ++i) {
+  for (size_t i = 0; i < count; ++i) {
     const graph::ParamGrad& pg = graph.param_grads[i];
-    const Placement& p = plan.tensors[pg.param];
-    const int64_t begin = p.offset / element;
-    const int64_t end = (p.offset + p.bytes) / element;
-    const bool fits = !buckets.empty() && (end - buckets.back().begin) * element <= cap_bytes;
+    const auto [begin, end] = range_of(i);
+    const bool fits = !buckets.empty() && i != tail &&
+                      (end - buckets.back().begin) * element <= (i > tail ? first_layers_cap_bytes
+                                                                           : cap_bytes);
     if (!fits) buckets.push_back(Bucket{.begin = begin, .end = end, .ready_step = -1,
                                         .first_reader_step = -1});
     Bucket& b = buckets.back();

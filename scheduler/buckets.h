@@ -33,9 +33,18 @@ struct Bucket {
 
 // Groups the plan's parameters into buckets in backward order: a bucket takes whole parameters
 // while it stays within `cap_bytes` (a parameter larger than the cap gets a bucket of its own).
+//
+// `first_layers_cap_bytes` > 0 gives the first layers' parameters (the last ones backward
+// produces) a final bucket of their own of at most that size (at least one parameter). That
+// bucket's allreduce starts only when backward has ended, and its update is the first the next
+// forward needs, so nothing can hide it: keeping it small keeps the exposed communication small,
+// while the bucket before it is reduced during the next forward's first layers. It is never
+// larger than `cap_bytes`.
+//
 // cap_bytes <= 0 is InvalidArgument. The plan must come from PlanLayouts on `graph`.
 absl::StatusOr<std::vector<Bucket>> PlanBuckets(const graph::Graph& graph, const Plan& plan,
-                                                int64_t cap_bytes);
+                                                int64_t cap_bytes,
+                                                int64_t first_layers_cap_bytes = 0);
 
 // Checks what the trainer relies on: buckets cover every parameter exactly once, in backward
 // order, as disjoint increasing ranges; each ready step writes one of the bucket's gradients and

@@ -10,8 +10,9 @@
 #                             at the cuDNN / NCCL / cuBLAS libraries inside the device's PyTorch,
 #                             runs every GPU test, measures PyTorch's torchvision ResNet-50
 #                             training images/s (batch 32/64/128, channels-last, TF32 on and off),
-#                             runs gradflow's own ResNet-50 training when the runtime has
-#                             --device, and prints one table last. Bounded to 8 minutes; writes
+#                             runs gradflow's own ResNet-50 training (`runtime --device cuda`,
+#                             TF32) at the same batches with a trace of the first, and prints
+#                             one table last. Bounded to 8 minutes; writes
 #                             the table and logs to $OUT when set.
 set -uo pipefail
 
@@ -19,7 +20,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BUNDLE_DIR="$ROOT/gpu_bundle"
 BUNDLE="$BUNDLE_DIR/bundle.tar.xz"
 GPU_TESTS=(cuda_device_test cuda_runtime_test cuda_sgd_test cuda_kernel_harness_test
-           nccl_collectives_test)
+           nccl_collectives_test cuda_training_test)
 
 die() { echo "gpu_check: $*" >&2; exit 1; }
 
@@ -190,6 +191,7 @@ run_all() {
   run_gtest cuda_runtime_test 60
   run_gtest cuda_sgd_test 30
   run_gtest nccl_collectives_test 60
+  run_gtest cuda_training_test 90
   local harness_budget=$(( $(left) - 180 ))
   (( harness_budget > 240 )) && harness_budget=240
   run_gtest cuda_kernel_harness_test "$harness_budget"
@@ -209,41 +211,44 @@ run_all() {
     done
   done
 
-  # 3. gradflow's own ResNet-50 training on the GPU. >>> Needs the lead's `runtime --device cuda`
-  #    integration; skipped (and said so in the table) until `runtime --help` lists --device.
+  # 3. gradflow's own ResNet-50 training on the GPU (TF32, as PyTorch's first column). Images/s
+  #    are steady state: the median iteration after the first 10 (cuDNN's algorithm searches
+  #    and the allocator's first mallocs happen there), from --summary-json.
   declare -A OURS=()
-  if "$WORK/bin/runtime" --help 2>&1 | grep -q -- '--device'; then
-    "$WORK/bin/modelc" resnet50 -o "$WORK/resnet50.fb" >"$LOGS/modelc.log" 2>&1
-    local trace_flag=()
-    "$WORK/bin/runtime" --help 2>&1 | grep -q -- '--trace' && trace_flag=(--trace "$OUTDIR/trace_b32.json")
-    for batch in 32 64 128; do
-      if (( $(left) < 40 )); then OURS[$batch]="not run (time)"; continue; fi
-      local log="$LOGS/gradflow_b${batch}.log" extra=()
-      [[ $batch == 32 ]] && extra=("${trace_flag[@]}")
-      timeout 90 "$WORK/bin/runtime" --graph "$WORK/resnet50.fb" --device cuda --data synthetic \
-        --batch "$batch" --iters 30 --log-every 1 --channels-last "${extra[@]}" >"$log" 2>&1
-      local rc=$?
-      local ips first last
-      ips=$(grep -oE '[0-9.]+ (images|img)/s' "$log" | tail -1 | awk '{print $1}')
-      first=$(grep -oiE 'loss[ =:]+[0-9.]+' "$log" | head -1 | grep -oE '[0-9.]+$')
-      last=$(grep -oiE 'loss[ =:]+[0-9.]+' "$log" | tail -1 | grep -oE '[0-9.]+$')
-      if (( rc != 0 )); then
-        OURS[$batch]="failed rc $rc (gradflow_b${batch}.log)"
+  "$WORK/bin/modelc" resnet50 -o "$WORK/resnet50.fb" >"$LOGS/modelc.log" 2>&1
+  for batch in 32 64 128; do
+    if (( $(left) < 40 )); then OURS[$batch]="not run (time)"; continue; fi
+    local log="$LOGS/gradflow_b${batch}.log" json="$LOGS/gradflow_b${batch}.json" extra=()
+    [[ $batch == 32 ]] && extra=(--trace "$OUTDIR/trace_b32.json" --trace-iters 25:30)
+    timeout 120 "$WORK/bin/runtime" --graph "$WORK/resnet50.fb" --device cuda --data synthetic \
+      --batch "$batch" --iters 30 --log-every 1 --eval-every 0 --summary-json "$json" \
+      "${extra[@]}" >"$log" 2>&1
+    local rc=$?
+    if (( rc != 0 )); then
+      OURS[$batch]="failed rc $rc (gradflow_b${batch}.log)"
+      [[ $batch == 32 ]] && row "resnet50 loss falls" "FAIL" "run failed (gradflow_b32.log)"
+      continue
+    fi
+    local ips mib first last
+    ips=$(python3 -c "import json,statistics,sys; d=json.load(open(sys.argv[1])); t=d['iteration_seconds'][10:]; print(f'{int(sys.argv[2])/statistics.median(t):.1f}')" "$json" "$batch" 2>/dev/null)
+    mib=$(grep -oE 'device memory: peak [0-9]+ MiB' "$log" | grep -oE '[0-9]+ MiB')
+    OURS[$batch]="${ips:-?} img/s, ${mib:-? MiB}"
+    if [[ $batch == 32 ]]; then
+      first=$(grep -oE 'iter 1/30 +loss [0-9.]+' "$log" | grep -oE '[0-9.]+$')
+      last=$(grep -oE 'iter 30/30 +loss [0-9.]+' "$log" | grep -oE '[0-9.]+$')
+      if [[ -n "$first" && -n "$last" ]] && awk "BEGIN{exit !($last < $first)}"; then
+        row "resnet50 loss falls" "PASS" "loss $first -> $last over 30 iterations"
       else
-        OURS[$batch]="${ips:-?} img/s"
-        if [[ $batch == 32 ]]; then
-          if [[ -n "$first" && -n "$last" ]] && awk "BEGIN{exit !($last < $first)}"; then
-            row "resnet50 loss falls" "PASS" "loss $first -> $last over 30 iterations"
-          else
-            row "resnet50 loss falls" "FAIL" "loss ${first:-?} -> ${last:-?} (gradflow_b32.log)"
-          fi
-        fi
+        row "resnet50 loss falls" "FAIL" "loss ${first:-?} -> ${last:-?} (gradflow_b32.log)"
       fi
-    done
-  else
-    for batch in 32 64 128; do OURS[$batch]="not run: runtime has no --device yet"; done
-    row "resnet50 loss falls" "NOT RUN" "runtime has no --device yet"
-  fi
+      if [[ -f "$OUTDIR/trace_b32.json" ]] &&
+         "$WORK/bin/runtime" trace-summary "$OUTDIR/trace_b32.json" >"$LOGS/trace_summary.txt" 2>&1; then
+        row "trace (batch 32)" "PASS" "trace_b32.json, summary in trace_summary.txt"
+      else
+        row "trace (batch 32)" "FAIL" "no readable trace (trace_summary.txt)"
+      fi
+    fi
+  done
 
   # The table, last.
   {
@@ -255,8 +260,8 @@ run_all() {
       printf '%-28s %-8s %s\n' "$step" "$result" "$detail"
     done
     echo
-    echo "ResNet-50 training images/s (channels-last; peak memory for PyTorch):"
-    printf '%-6s %-28s %-28s %s\n' "batch" "PyTorch TF32" "PyTorch FP32" "gradflow TF32"
+    echo "ResNet-50 training images/s and peak allocated GPU memory (PyTorch channels-last):"
+    printf '%-6s %-28s %-28s %s\n' "batch" "PyTorch TF32" "PyTorch FP32" "gradflow TF32 (NCHW)"
     for batch in 32 64 128; do
       printf '%-6s %-28s %-28s %s\n' "$batch" "${TORCH[$batch,1]}" "${TORCH[$batch,0]}" "${OURS[$batch]}"
     done

@@ -1,6 +1,6 @@
-// One graph made runnable on one CPU device: bound to a batch size, planned, kernels prepared,
-// buffers allocated, and an executor over its steps. The trainer makes one for training and one
-// for evaluation.
+// One graph made runnable on one device (the CPU or a GPU): bound to a batch size, planned,
+// kernels prepared, buffers allocated in the device's memory, and an executor over its steps.
+// The trainer makes one for training and one for evaluation.
 #pragma once
 
 #include <cstdint>
@@ -12,9 +12,8 @@
 
 #include "absl/status/statusor.h"
 #include "graph/ir.h"
-#include "ops/cpu/cpu_context.h"
+#include "runtime/trainer/train_device.h"
 #include "scheduler/buffers.h"
-#include "scheduler/cpu_stream.h"
 #include "scheduler/executor.h"
 #include "scheduler/plan.h"
 #include "scheduler/prepare_kernels.h"
@@ -29,12 +28,10 @@ struct DeviceGraphOptions {
 
 class DeviceGraph {
  public:
-  // `graph` is the unbound graph as loaded; `device` must outlive this object and `stream` is
-  // its compute stream (the thread of its OpenMP team).
+  // `graph` is the unbound graph as loaded; `device` must outlive this object.
   static absl::StatusOr<std::unique_ptr<DeviceGraph>> Create(const graph::Graph& graph,
                                                              const DeviceGraphOptions& options,
-                                                             ops::cpu::CpuContext& device,
-                                                             sched::CpuStream& stream);
+                                                             TrainDevice& device);
 
   // Before Start: more work for every iteration, e.g. the optimizer update on the compute stream
   // after the last step. Returns the task node id.
@@ -46,16 +43,24 @@ class DeviceGraph {
   // One iteration: every step (and added work) once.
   absl::Status Run();
   // Runs `work` on the compute stream, outside any iteration, and waits for it: host-side work
-  // that uses the device's OpenMP team (e.g. applying the last updates) must run there.
+  // that uses the device's OpenMP team (e.g. applying the last updates) must run there, and a
+  // GPU's launches are ordered there.
   absl::Status RunOnComputeStream(std::function<absl::Status()> work);
 
   const graph::Graph& graph() const { return bound_; }
   const sched::Plan& plan() const { return plan_; }
   sched::Buffers& buffers() { return *buffers_; }
   sched::Executor& executor() { return *executor_; }
-  // A placed tensor by name; NotFound names it.
+  // A placed tensor by name; NotFound names it. Its data is device memory on a GPU.
   absl::StatusOr<ops::TensorRef> Tensor(const std::string& name) const;
+  // A whole buffer as floats, in the device's memory (host memory only on the CPU).
   std::span<float> Floats(sched::BufferKind kind) const;
+  // Host copies of a buffer or tensor, and back (start state, checkpoints, evaluation).
+  absl::StatusOr<std::vector<float>> Download(sched::BufferKind kind) const;
+  absl::Status Upload(sched::BufferKind kind, std::span<const float> values);
+  absl::Status Download(const ops::TensorRef& tensor, std::span<float> values) const;
+  absl::Status Upload(const ops::TensorRef& tensor, std::span<const float> values);
+  TrainDevice& device() const { return *device_; }
 
  private:
   DeviceGraph() = default;
@@ -66,7 +71,7 @@ class DeviceGraph {
   std::unique_ptr<sched::Buffers> buffers_;
   std::unique_ptr<sched::TaskGraph> tasks_;
   std::unique_ptr<sched::Executor> executor_;
-  sched::CpuStream* stream_ = nullptr;
+  TrainDevice* device_ = nullptr;
 };
 
 }  // namespace gradflow::runtime

@@ -14,9 +14,9 @@ double Seconds(std::chrono::steady_clock::duration d) {
 
 }  // namespace
 
-GradientSync::GradientSync(DeviceGraph& graph, dist::Collectives& collectives,
+GradientSync::GradientSync(DeviceGraph& graph, std::unique_ptr<BucketEngine> engine,
                            Optimizer& optimizer, const GradientSyncOptions& options)
-    : graph_(graph), collectives_(collectives), optimizer_(optimizer), options_(options) {}
+    : graph_(graph), engine_(std::move(engine)), optimizer_(optimizer), options_(options) {}
 
 GradientSync::~GradientSync() {
   // An allreduce still in flight writes into the gradient buffer and calls back into this
@@ -28,10 +28,20 @@ GradientSync::~GradientSync() {
 absl::StatusOr<std::unique_ptr<GradientSync>> GradientSync::Attach(
     DeviceGraph& graph, dist::Collectives& collectives, Optimizer& optimizer,
     const GradientSyncOptions& options) {
+  return Attach(graph, CreateHostBucketEngine(graph, collectives, optimizer), optimizer, options);
+}
+
+absl::StatusOr<std::unique_ptr<GradientSync>> GradientSync::Attach(
+    DeviceGraph& graph, std::unique_ptr<BucketEngine> engine, Optimizer& optimizer,
+    const GradientSyncOptions& options) {
   absl::StatusOr<std::vector<sched::Bucket>> buckets =
-      sched::PlanBuckets(graph.graph(), graph.plan(), options.bucket_bytes);
+      sched::PlanBuckets(graph.graph(), graph.plan(), options.bucket_bytes,
+                         options.first_layers_bucket_bytes);
   if (!buckets.ok()) return buckets.status();
-  std::unique_ptr<GradientSync> sync(new GradientSync(graph, collectives, optimizer, options));
+  if (absl::Status s = engine->Prepare(*buckets); !s.ok()) return s;
+  const bool host_waits = engine->update_waits_on_host();
+  std::unique_ptr<GradientSync> sync(new GradientSync(graph, std::move(engine), optimizer, options));
+  sync->stats_.exposure_measured = host_waits;
   sync->buckets_ = *std::move(buckets);
   sync->state_.resize(sync->buckets_.size());
   sync->allreduce_started_.resize(sync->buckets_.size());
@@ -75,29 +85,16 @@ void GradientSync::ObserveExecutor() {
 void GradientSync::SetMicroBatch(int micro, int count) {
   micro_ = micro;
   micro_count_ = count;
-  if (count > 1 && accumulated_.empty()) {
-    accumulated_.resize(graph_.Floats(sched::BufferKind::kGradients).size());
-  }
 }
 
 absl::Status GradientSync::StartAllreduce(size_t bucket) {
   const sched::Bucket& b = buckets_[bucket];
-  std::span<float> grads = graph_.Floats(sched::BufferKind::kGradients);
-  if (micro_count_ > 1) {
-    // The bucket's gradients are final for this micro-batch and the next micro-batch's backward
-    // cannot overwrite them before this run ends: sum them here, beside the compute stream.
-    float* sum = accumulated_.data();
-    float* g = grads.data();
-    if (micro_ == 0) {
-      std::copy(g + b.begin, g + b.end, sum + b.begin);
-    } else {
-      for (int64_t i = b.begin; i < b.end; ++i) sum[i] += g[i];
-    }
-    if (micro_ + 1 < micro_count_) return absl::OkStatus();
-    std::copy(sum + b.begin, sum + b.end, g + b.begin);
-  }
+  absl::StatusOr<bool> ready = engine_->Accumulate(bucket, micro_, micro_count_);
+  if (!ready.ok()) return ready.status();
+  if (!*ready) return absl::OkStatus();
   {
     std::lock_guard lock(mutex_);
+    if (!first_failure_.ok()) return first_failure_;
     BucketState& s = state_[bucket];
     s.pending = true;
     s.reduced = false;
@@ -110,9 +107,7 @@ absl::Status GradientSync::StartAllreduce(size_t bucket) {
   }
   const int64_t iteration = iteration_.load();
   for (BucketObserver* o : bucket_observers_) o->OnBucketIssued(iteration, bucket, Clock::now());
-  collectives_.AllreduceSum(grads.subspan(b.begin, b.end - b.begin),
-                            static_cast<int>(bucket % collectives_.lanes()),
-                            [this, bucket](absl::Status status) { Reduced(bucket, status); });
+  engine_->StartAllreduce(bucket, [this, bucket](absl::Status status) { Reduced(bucket, status); });
   return absl::OkStatus();
 }
 
@@ -123,6 +118,10 @@ void GradientSync::Reduced(size_t bucket, const absl::Status& status) {
   for (BucketObserver* o : bucket_observers_) o->OnBucketReduced(s.iteration, bucket, now, status);
   s.reduced = true;
   s.status = status;
+  if (!status.ok() && first_failure_.ok()) {
+    first_failure_ = absl::Status(
+        status.code(), absl::StrCat("allreduce of gradient bucket ", bucket, ": ", status.message()));
+  }
   if (--in_flight_ == 0) stats_.communication_seconds += Seconds(Clock::now() - busy_since_);
   reduced_.notify_all();
 }
@@ -133,6 +132,14 @@ absl::Status GradientSync::WaitAndUpdate(size_t bucket) {
     std::unique_lock lock(mutex_);
     BucketState& s = state_[bucket];
     if (!s.pending) return absl::OkStatus();  // the first iteration: nothing reduced yet
+    if (!engine_->update_waits_on_host()) {
+      // The device orders the update after the reduction; a failure reported so far stops here.
+      if (!first_failure_.ok()) return first_failure_;
+      s.pending = false;
+      hyper = s.hyper;
+      lock.unlock();
+      return engine_->Update(bucket, hyper);
+    }
     const Clock::time_point start = Clock::now();
     const bool done = reduced_.wait_for(lock, options_.wait_limit, [&s] { return s.reduced; });
     const Clock::time_point end = Clock::now();
@@ -150,9 +157,7 @@ absl::Status GradientSync::WaitAndUpdate(size_t bucket) {
     s.pending = false;
     hyper = s.hyper;
   }
-  const sched::Bucket& b = buckets_[bucket];
-  return optimizer_.Apply(hyper, graph_.Floats(sched::BufferKind::kParameters),
-                          graph_.Floats(sched::BufferKind::kGradients), b.begin, b.end);
+  return engine_->Update(bucket, hyper);
 }
 
 absl::Status GradientSync::Flush() {

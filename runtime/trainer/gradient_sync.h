@@ -20,6 +20,8 @@
 // same): one step may run K micro-batches one after another, each normalized with its own batch
 // statistics. The allreduce nodes of the first K-1 runs only add their bucket's gradients into an
 // accumulator; in the last run each bucket adds the accumulator back and is reduced as usual.
+//
+// How a bucket is reduced and updated depends on the device (runtime/trainer/bucket_engine.h).
 #pragma once
 
 #include <atomic>
@@ -35,6 +37,7 @@
 #include "ops/sgd.h"
 #include "runtime/dist/collectives.h"
 #include "runtime/train/optimizer.h"
+#include "runtime/trainer/bucket_engine.h"
 #include "runtime/trainer/device_graph.h"
 #include "scheduler/buckets.h"
 #include "scheduler/executor.h"
@@ -43,13 +46,16 @@ namespace gradflow::runtime {
 
 struct GradientSyncOptions {
   int64_t bucket_bytes = int64_t{25} << 20;  // the paper's and DDP's default cap
+  // A final bucket of its own for the first layers (sched::PlanBuckets); 0: none.
+  int64_t first_layers_bucket_bytes = 0;
   // How long the compute stream waits for a bucket before giving up. The collectives enforce
   // their own timeout; this only guards against one that never reports back.
   std::chrono::milliseconds wait_limit{std::chrono::minutes(6)};
 };
 
 // Totals since Attach; "communication" is wall time with at least one bucket allreduce in flight,
-// "exposed" the part of it the compute stream spent waiting for a bucket.
+// "exposed" the part of it the compute stream spent waiting for a bucket (host-waiting engines
+// only: where the device orders the update after the reduction, the trace shows the waits).
 struct CommunicationStats {
   int64_t iterations = 0;
   int64_t allreduces = 0;
@@ -59,6 +65,9 @@ struct CommunicationStats {
   // Bucket allreduces that started before the last backward step ended (from the executor's own
   // node events): > 0 means communication overlapped backward.
   int64_t allreduces_started_during_backward = 0;
+  // False where the device orders each update after its reduction (NCCL) and the host never
+  // waits: exposed_seconds is then unknown here (the trace shows the device's waits).
+  bool exposure_measured = true;
 };
 
 // Sees each bucket's allreduce and the compute stream's waits for it (tracing). Called from TBB
@@ -85,6 +94,11 @@ class GradientSync : public sched::ExecutionObserver {
                                                               dist::Collectives& collectives,
                                                               Optimizer& optimizer,
                                                               const GradientSyncOptions& options);
+  // The same with the device's own engine (a GPU's); the host engine above is for CPU graphs.
+  static absl::StatusOr<std::unique_ptr<GradientSync>> Attach(DeviceGraph& graph,
+                                                              std::unique_ptr<BucketEngine> engine,
+                                                              Optimizer& optimizer,
+                                                              const GradientSyncOptions& options);
   ~GradientSync() override;
 
   // After graph.Start(): watches the executor for the overlap counter.
@@ -102,6 +116,7 @@ class GradientSync : public sched::ExecutionObserver {
   // The task node of each bucket's allreduce and update (for tracers naming them).
   const std::vector<int32_t>& allreduce_nodes() const { return allreduce_nodes_; }
   const std::vector<sched::Bucket>& buckets() const { return buckets_; }
+  BucketEngine& engine() { return *engine_; }
   CommunicationStats stats() const;
 
   void OnIterationStart(int64_t iteration) override;
@@ -119,14 +134,14 @@ class GradientSync : public sched::ExecutionObserver {
     int64_t iteration = 0; // the executor iteration that produced them
   };
 
-  GradientSync(DeviceGraph& graph, dist::Collectives& collectives, Optimizer& optimizer,
+  GradientSync(DeviceGraph& graph, std::unique_ptr<BucketEngine> engine, Optimizer& optimizer,
                const GradientSyncOptions& options);
   absl::Status StartAllreduce(size_t bucket);
   absl::Status WaitAndUpdate(size_t bucket);
   void Reduced(size_t bucket, const absl::Status& status);
 
   DeviceGraph& graph_;
-  dist::Collectives& collectives_;
+  std::unique_ptr<BucketEngine> engine_;
   Optimizer& optimizer_;
   const GradientSyncOptions options_;
   std::vector<sched::Bucket> buckets_;
@@ -135,14 +150,14 @@ class GradientSync : public sched::ExecutionObserver {
   std::atomic<int64_t> iteration_{0};     // the executor's current iteration
   int32_t last_step_node_ = 0;
 
-  // Virtual replicas: the running sum of the step's earlier micro-batch gradients.
+  // Virtual replicas: which micro-batch of the step runs.
   int micro_ = 0;
   int micro_count_ = 1;
-  std::vector<float> accumulated_;
 
   mutable std::mutex mutex_;
   std::condition_variable reduced_;
   std::vector<BucketState> state_;  // guarded by mutex_
+  absl::Status first_failure_;      // guarded by mutex_: a failed allreduce stops training
   int in_flight_ = 0;               // guarded by mutex_
   Clock::time_point busy_since_;    // guarded by mutex_: when in_flight_ last became 1
   CommunicationStats stats_;        // guarded by mutex_

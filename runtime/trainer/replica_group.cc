@@ -13,6 +13,7 @@ namespace gradflow::runtime {
 absl::StatusOr<std::unique_ptr<ReplicaGroup>> ReplicaGroup::Join(const DistributedConfig& config,
                                                                  const std::string& fingerprint) {
   std::unique_ptr<ReplicaGroup> group(new ReplicaGroup);
+  group->config_ = config;
   if (config.nodes == 1) {
     group->collectives_ = dist::CreateSoloCollectives(static_cast<int>(config.lanes));
     return group;

@@ -23,6 +23,8 @@ struct DistributedConfig {
   std::string job_id = "gradflow"; // namespaces the store: one per run
   double timeout_seconds = 300;    // every collective, and the rendezvous itself
   double bucket_mb = 25;
+  // The first layers' own final bucket (its allreduce cannot hide behind backward); 0: none.
+  double first_layers_bucket_mb = 1;
   int64_t lanes = 2;               // buckets reduced at once, each on its own Gloo context
   std::string algorithm = "auto";  // auto | ring | halving-doubling
   std::string transport = "auto";  // auto | tcp | ibverbs
@@ -39,6 +41,10 @@ class ReplicaGroup {
   int rank() const { return collectives_->rank(); }
   int size() const { return collectives_->size(); }
   dist::Collectives& collectives() { return *collectives_; }
+  // The rendezvous store the nodes met through (null for one node): other communicators of the
+  // job (NCCL's unique ids) are exchanged there.
+  dist::Store* store() { return store_.get(); }
+  const DistributedConfig& config() const { return config_; }
 
   // Node 0's values everywhere (start state: parameters, BN statistics, momentum after a resume).
   absl::Status BroadcastFromRoot(std::span<float> values);
@@ -51,6 +57,7 @@ class ReplicaGroup {
 
  private:
   ReplicaGroup() = default;
+  DistributedConfig config_;
   std::unique_ptr<dist::Store> store_;
   std::unique_ptr<dist::Collectives> collectives_;
 };

@@ -24,9 +24,14 @@
 #include "runtime/train/checkpoint.h"
 #include "runtime/trainer/device_graph.h"
 #include "runtime/trainer/initialize.h"
+#include "runtime/trainer/train_device.h"
 #include "runtime/trace/gather.h"
 #include "runtime/trace/task_description.h"
 #include "runtime/trace/tracer.h"
+
+#ifdef GRADFLOW_HAVE_CUDA
+#include "runtime/trainer/cuda/cuda_bucket_engine.h"
+#endif
 
 namespace gradflow::runtime {
 namespace {
@@ -35,12 +40,15 @@ using Clock = std::chrono::steady_clock;
 
 double Seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
 
-// Where the trainer reads and writes one graph's host-visible tensors.
+// Where the trainer reads and writes one graph's host-visible tensors (device memory on a GPU),
+// and the host copies of the outputs it reads after each run.
 struct Io {
   ops::TensorRef input;
   ops::TensorRef labels;
   ops::TensorRef loss;
   ops::TensorRef probs;
+  float host_loss = 0;
+  std::vector<float> host_probs;
 };
 
 absl::StatusOr<Io> FindIo(const DeviceGraph& g) {
@@ -72,6 +80,7 @@ absl::StatusOr<Io> FindIo(const DeviceGraph& g) {
   io.labels = *labels;
   io.loss = *loss;
   io.probs = *probs;
+  io.host_probs.resize(static_cast<size_t>(io.probs.num_elements()));
   if (io.input.dtype != graph::DType::kFloat32 || io.input.shape.size() != 4 ||
       io.input.layout != ops::Layout::kRowMajor || io.labels.dtype != graph::DType::kInt32) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -84,13 +93,25 @@ absl::StatusOr<Io> FindIo(const DeviceGraph& g) {
 
 // Copies a batch into the graph's input tensors; examples past batch.size (the last eval batch)
 // are zeros, and the caller ignores their outputs.
-void Feed(const data::Batch& batch, const Io& io) {
-  const int64_t per_example = io.input.num_elements() / io.input.shape[0];
-  std::memcpy(io.input.data, batch.images, sizeof(float) * per_example * batch.size);
-  std::fill(io.input.as<float>() + per_example * batch.size,
-            io.input.as<float>() + io.input.num_elements(), 0.0f);
-  std::memcpy(io.labels.data, batch.labels, sizeof(int32_t) * batch.size);
-  std::fill(io.labels.as<int32_t>() + batch.size, io.labels.as<int32_t>() + io.labels.shape[0], 0);
+absl::Status Feed(const data::Batch& batch, const Io& io, TrainDevice& device) {
+  const size_t image_bytes = io.input.bytes() / io.input.shape[0] * batch.size;
+  const size_t label_bytes = sizeof(int32_t) * batch.size;
+  for (absl::Status s : {device.Upload(io.input.data, batch.images, image_bytes),
+                         device.Zero(io.input.as<std::byte>() + image_bytes, io.input.bytes() - image_bytes),
+                         device.Upload(io.labels.data, batch.labels, label_bytes),
+                         device.Zero(io.labels.as<std::byte>() + label_bytes, io.labels.bytes() - label_bytes)}) {
+    if (!s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
+// After a run: the loss and probabilities to the host, and whatever bad data the device met.
+absl::Status ReadOutputs(Io& io, TrainDevice& device) {
+  if (absl::Status s = device.Download(&io.host_loss, io.loss.data, sizeof(float)); !s.ok()) return s;
+  if (absl::Status s = device.Download(io.host_probs.data(), io.probs.data, io.probs.bytes()); !s.ok()) {
+    return s;
+  }
+  return device.TakeDeviceError();
 }
 
 struct Correct {
@@ -101,7 +122,7 @@ struct Correct {
 Correct CountCorrect(const Io& io, const int32_t* labels, int64_t count) {
   Correct c;
   const int64_t classes = io.probs.shape[1];
-  const float* probs = io.probs.as<float>();
+  const float* probs = io.host_probs.data();
   for (int64_t i = 0; i < count; ++i) {
     const float* row = probs + i * classes;
     const float truth = row[labels[i]];
@@ -143,7 +164,7 @@ absl::StatusOr<data::LoaderState> DecodeLoaderState(const std::vector<uint8_t>& 
 
 // What every node of a job must agree on: the graph and every flag that changes the arithmetic or
 // the data order. Threads and paths may differ between nodes.
-std::string Fingerprint(const TrainerConfig& c, uint64_t graph_hash) {
+std::string Fingerprint(const TrainerConfig& c, uint64_t graph_hash, ops::DeviceType device) {
   const LrScheduleConfig& lr = c.lr;
   const OptimizerConfig& o = c.optimizer;
   const DistributedConfig& d = c.dist;
@@ -151,15 +172,16 @@ std::string Fingerprint(const TrainerConfig& c, uint64_t graph_hash) {
       "graph=%016x nodes=%d replicas_per_node=%d batch=%d epochs=%d iters=%d seed=%d data=%s channels_last=%d "
       "lr=%g lr_reference_batch=%d lr_scaling=%d warmup=%d warmup_epochs=%g warmup_start_lr=%g "
       "lr_decay=%d lr_decay_factor=%g lr_milestones=%s momentum=%g nesterov=%d weight_decay=%g "
-      "momentum_correction=%d bucket_mb=%g lanes=%d allreduce_algorithm=%s timeout=%g "
-      "checkpoints=%d checkpoint_every=%d eval_every=%d trace=%d trace_iters=%d:%d",
+      "momentum_correction=%d bucket_mb=%g first_layers_bucket_mb=%g lanes=%d allreduce_algorithm=%s timeout=%g tf32=%d "
+      "checkpoints=%d checkpoint_every=%d eval_every=%d trace=%d trace_iters=%d:%d device=%s "
+      "gpu_collectives=%s",
       graph_hash, d.nodes, c.replicas_per_node, c.batch, c.epochs, c.iters, c.seed, c.data, c.channels_last,
       lr.base_lr, lr.reference_batch, static_cast<int>(lr.scaling), static_cast<int>(lr.warmup),
       lr.warmup_epochs, lr.warmup_start_lr, static_cast<int>(lr.decay), lr.decay_factor,
       absl::StrJoin(lr.milestones, ","), o.momentum, o.nesterov, o.weight_decay,
-      o.momentum_correction, d.bucket_mb, d.lanes, d.algorithm, d.timeout_seconds,
+      o.momentum_correction, d.bucket_mb, d.first_layers_bucket_mb, d.lanes, d.algorithm, d.timeout_seconds, c.tf32,
       !c.checkpoint_dir.empty(), c.checkpoint_every, c.eval_every, !c.trace_path.empty(),
-      c.trace_first, c.trace_last);
+      c.trace_first, c.trace_last, ops::DeviceTypeName(device), c.gpu_collectives);
 }
 
 class Trainer {
@@ -190,8 +212,7 @@ class Trainer {
   double clock_offset_us_ = 0;
   graph::Graph graph_;
   std::shared_ptr<const data::Dataset> dataset_;
-  std::unique_ptr<ops::cpu::CpuContext> device_;
-  std::unique_ptr<sched::CpuStream> stream_;
+  std::unique_ptr<TrainDevice> device_;
   std::unique_ptr<DeviceGraph> train_;
   std::unique_ptr<DeviceGraph> eval_;
   Io train_io_;
@@ -220,19 +241,24 @@ absl::Status Trainer::Setup() {
 
   const int threads = config_.threads > 0 ? static_cast<int>(config_.threads)
                                           : static_cast<int>(std::thread::hardware_concurrency());
-  absl::StatusOr<std::unique_ptr<ops::cpu::CpuContext>> device = ops::cpu::CpuContext::Create(threads);
+  absl::StatusOr<DeviceChoice> choice = ParseDeviceChoice(config_.device);
+  if (!choice.ok()) return choice.status();
+  // One GPU per node process: a launcher's local rank picks it, or the node rank on one host.
+  const int gpus = UsableGpus();
+  const int64_t local = config_.local_rank >= 0 ? config_.local_rank : config_.dist.rank;
+  absl::StatusOr<std::unique_ptr<TrainDevice>> device =
+      CreateTrainDevice(*choice, threads,
+                        gpus > 0 ? static_cast<int>(local % gpus) : 0, config_.tf32);
   if (!device.ok()) return device.status();
   device_ = *std::move(device);
-  stream_ = std::make_unique<sched::CpuStream>(
-      sched::CpuStreamOptions{.omp_threads = threads, .thread_name = "gf-compute"});
 
   DeviceGraphOptions options{.batch = config_.batch, .channels_last = config_.channels_last};
-  absl::StatusOr<std::unique_ptr<DeviceGraph>> train = DeviceGraph::Create(graph_, options, *device_, *stream_);
+  absl::StatusOr<std::unique_ptr<DeviceGraph>> train = DeviceGraph::Create(graph_, options, *device_);
   if (!train.ok()) return train.status();
   train_ = *std::move(train);
   absl::StatusOr<graph::Graph> inference = ops::InferenceGraph(graph_);
   if (!inference.ok()) return inference.status();
-  absl::StatusOr<std::unique_ptr<DeviceGraph>> eval = DeviceGraph::Create(*inference, options, *device_, *stream_);
+  absl::StatusOr<std::unique_ptr<DeviceGraph>> eval = DeviceGraph::Create(*inference, options, *device_);
   if (!eval.ok()) return eval.status();
   eval_ = *std::move(eval);
   absl::StatusOr<Io> train_io = FindIo(*train_);
@@ -289,16 +315,35 @@ absl::Status Trainer::Setup() {
   // first collectives do not wait out a slower node's setup against the collective timeout.
   // Before anything is communicated, every node's graph and flags must agree.
   absl::StatusOr<std::unique_ptr<ReplicaGroup>> group =
-      ReplicaGroup::Join(config_.dist, Fingerprint(config_, GraphHash(graph_bytes_)));
+      ReplicaGroup::Join(config_.dist, Fingerprint(config_, GraphHash(graph_bytes_), device_->type()));
   if (!group.ok()) return group.status();
   group_ = *std::move(group);
 
   // Per bucket an allreduce and an SGD update, in the task graph (see gradient_sync.h). The
-  // updates run on the compute stream: they are OpenMP work, and the stream's thread owns the
-  // device's only OpenMP team.
-  absl::StatusOr<std::unique_ptr<GradientSync>> sync = GradientSync::Attach(
-      *train_, group_->collectives(), *optimizer_,
-      {.bucket_bytes = std::max<int64_t>(1, static_cast<int64_t>(config_.dist.bucket_mb * (1 << 20)))});
+  // updates run on the compute stream: on the CPU they are OpenMP work, and the stream's thread
+  // owns the device's only OpenMP team; on a GPU they are launches ordered after backward.
+  const GradientSyncOptions sync_options{
+      .bucket_bytes = std::max<int64_t>(1, static_cast<int64_t>(config_.dist.bucket_mb * (1 << 20))),
+      .first_layers_bucket_bytes =
+          static_cast<int64_t>(config_.dist.first_layers_bucket_mb * (1 << 20))};
+  absl::StatusOr<std::unique_ptr<GradientSync>> sync;
+  if (device_->type() == ops::DeviceType::kCpu) {
+    sync = GradientSync::Attach(*train_, group_->collectives(), *optimizer_, sync_options);
+  } else {
+#ifdef GRADFLOW_HAVE_CUDA
+    absl::StatusOr<std::unique_ptr<BucketEngine>> engine = CreateCudaBucketEngine(
+        *device_, *train_, *group_, *optimizer_,
+        {.collectives = config_.gpu_collectives,
+         .local_nodes = static_cast<int>(config_.local_nodes > 0 ? config_.local_nodes : config_.dist.nodes),
+         .lanes = static_cast<int>(config_.dist.lanes),
+         .timeout = std::chrono::milliseconds(
+             static_cast<int64_t>(config_.dist.timeout_seconds * 1000))});
+    if (!engine.ok()) return engine.status();
+    sync = GradientSync::Attach(*train_, *std::move(engine), *optimizer_, sync_options);
+#else
+    return absl::InternalError("a GPU device in a build without CUDA");
+#endif
+  }
   if (!sync.ok()) return sync.status();
   sync_ = *std::move(sync);
   if (absl::Status s = train_->Start(); !s.ok()) return s;
@@ -332,19 +377,20 @@ absl::Status Trainer::InitializeOrResume() {
     if (t.role != graph::TensorRole::kParameter && t.role != graph::TensorRole::kState) continue;
     absl::StatusOr<ops::TensorRef> ref = train_->Tensor(t.name);
     if (!ref.ok()) continue;  // unused by any node
-    std::span<float> values(ref->as<float>(), static_cast<size_t>(ref->num_elements()));
+    std::vector<float> values(static_cast<size_t>(ref->num_elements()));
     if (absl::Status s = InitializeTensor(g, t, config_.seed, values); !s.ok()) return s;
+    if (absl::Status s = train_->Upload(*ref, values); !s.ok()) return s;
   }
   if (absl::Status s = Resume(); !s.ok()) return s;
   // Every replica starts from node 0's state, whatever each one initialized or read.
-  if (absl::Status s = group_->BroadcastFromRoot(train_->Floats(sched::BufferKind::kParameters));
-      !s.ok()) {
-    return s;
+  for (sched::BufferKind kind : {sched::BufferKind::kParameters, sched::BufferKind::kState}) {
+    absl::StatusOr<std::vector<float>> values = train_->Download(kind);
+    if (!values.ok()) return values.status();
+    if (absl::Status s = group_->BroadcastFromRoot(*values); !s.ok()) return s;
+    if (absl::Status s = train_->Upload(kind, *values); !s.ok()) return s;
   }
-  if (absl::Status s = group_->BroadcastFromRoot(train_->Floats(sched::BufferKind::kState)); !s.ok()) {
-    return s;
-  }
-  return group_->BroadcastFromRoot(optimizer_->mutable_momentum());
+  if (absl::Status s = group_->BroadcastFromRoot(optimizer_->mutable_momentum()); !s.ok()) return s;
+  return sync_->engine().MomentumFromHost(*optimizer_);
 }
 
 absl::Status Trainer::Resume() {
@@ -361,10 +407,10 @@ absl::Status Trainer::Resume() {
     return absl::OkStatus();
   }
   const Checkpoint& ckpt = *resume->checkpoint;
-  std::copy(ckpt.parameters.begin(), ckpt.parameters.end(),
-            train_->Floats(sched::BufferKind::kParameters).begin());
-  std::copy(ckpt.bn_state.begin(), ckpt.bn_state.end(),
-            train_->Floats(sched::BufferKind::kState).begin());
+  if (absl::Status s = train_->Upload(sched::BufferKind::kParameters, ckpt.parameters); !s.ok()) {
+    return s;
+  }
+  if (absl::Status s = train_->Upload(sched::BufferKind::kState, ckpt.bn_state); !s.ok()) return s;
   if (absl::Status s = optimizer_->Restore(ckpt.momentum, ckpt.previous_lr); !s.ok()) return s;
   auto blob = ckpt.blobs.find("data_loader");
   if (blob == ckpt.blobs.end()) {
@@ -386,10 +432,10 @@ absl::Status Trainer::Settle() {
     if (t.role != graph::TensorRole::kState) continue;
     absl::StatusOr<ops::TensorRef> ref = train_->Tensor(t.name);
     if (!ref.ok()) continue;
-    if (absl::Status s = group_->Average({ref->as<float>(), static_cast<size_t>(ref->num_elements())});
-        !s.ok()) {
-      return s;
-    }
+    std::vector<float> values(static_cast<size_t>(ref->num_elements()));
+    if (absl::Status s = train_->Download(*ref, values); !s.ok()) return s;
+    if (absl::Status s = group_->Average(values); !s.ok()) return s;
+    if (absl::Status s = train_->Upload(*ref, values); !s.ok()) return s;
   }
   settled_ = true;
   return absl::OkStatus();
@@ -400,10 +446,15 @@ absl::Status Trainer::SaveCheckpoint(int64_t completed) {
   if (absl::Status s = Settle(); !s.ok()) return s;
   if (!root()) return absl::OkStatus();  // one writer; every node holds the same model now
   const std::vector<uint8_t> loader_state = EncodeLoaderState(loader_->State());
+  absl::StatusOr<std::vector<float>> parameters = train_->Download(sched::BufferKind::kParameters);
+  if (!parameters.ok()) return parameters.status();
+  absl::StatusOr<std::vector<float>> bn_state = train_->Download(sched::BufferKind::kState);
+  if (!bn_state.ok()) return bn_state.status();
+  if (absl::Status s = sync_->engine().MomentumToHost(*optimizer_); !s.ok()) return s;
   CheckpointView view{.graph_hash = GraphHash(graph_bytes_),
-                      .parameters = train_->Floats(sched::BufferKind::kParameters),
+                      .parameters = *parameters,
                       .momentum = optimizer_->momentum(),
-                      .bn_state = train_->Floats(sched::BufferKind::kState),
+                      .bn_state = *bn_state,
                       .epoch = completed / loader_->IterationsPerEpoch(),
                       .iteration = completed,
                       .previous_lr = optimizer_->previous_lr(),
@@ -426,7 +477,7 @@ absl::StatusOr<EvalResult> Trainer::Evaluate() {
     absl::StatusOr<ops::TensorRef> from = train_->Tensor(t.name);
     if (!to.ok()) continue;
     if (!from.ok()) return from.status();
-    std::memcpy(to->data, from->data, to->bytes());
+    if (absl::Status s = device_->CopyOnDevice(to->data, from->data, to->bytes()); !s.ok()) return s;
   }
   absl::StatusOr<std::unique_ptr<data::BatchLoader>> loader = data::BatchLoader::Create(
       dataset_, {.split = data::Split::kEval,
@@ -446,8 +497,9 @@ absl::StatusOr<EvalResult> Trainer::Evaluate() {
     if (absl::IsOutOfRange(batch.status())) break;
     if (!batch.ok()) return batch.status();
     if (batch->size == 0) continue;  // this replica's share of the last partial batch
-    Feed(*batch, eval_io_);
+    if (absl::Status s = Feed(*batch, eval_io_, *device_); !s.ok()) return s;
     if (absl::Status s = eval_->Run(); !s.ok()) return s;
+    if (absl::Status s = ReadOutputs(eval_io_, *device_); !s.ok()) return s;
     const Correct c = CountCorrect(eval_io_, batch->labels, batch->size);
     correct.top1 += c.top1;
     correct.top5 += c.top5;
@@ -455,7 +507,7 @@ absl::StatusOr<EvalResult> Trainer::Evaluate() {
     // mean over real examples from the probabilities.
     const int64_t classes = eval_io_.probs.shape[1];
     for (int64_t i = 0; i < batch->size; ++i) {
-      loss_sum -= std::log(std::max(eval_io_.probs.as<float>()[i * classes + batch->labels[i]], 1e-30f));
+      loss_sum -= std::log(std::max(eval_io_.host_probs[i * classes + batch->labels[i]], 1e-30f));
     }
     result.examples += batch->size;
   }
@@ -506,9 +558,9 @@ absl::StatusOr<TrainSummary> Trainer::Run() {
   const int64_t total = config_.iters > 0 ? config_.iters : config_.epochs * ipe;
   const int64_t log_every = config_.log_every > 0 ? config_.log_every : std::max<int64_t>(1, ipe / 20);
   if (root()) {
-    out_ << absl::StrFormat("training %s on %s: %d iterations/epoch of %d images, %d threads, %s\n",
+    out_ << absl::StrFormat("training %s on %s: %d iterations/epoch of %d images, %s, %s\n",
                             graph_.name, dataset_->Describe(), ipe, GlobalBatch(),
-                            device_->threads(), schedule_->Describe());
+                            device_->Describe(), schedule_->Describe());
     const int64_t gradient_bytes = train_->Floats(sched::BufferKind::kGradients).size_bytes();
     out_ << absl::StrFormat(
         "data-parallel: %d node%s x %d replica%s x batch %d, %d gradient bucket%s (%.1f MB of %.1f "
@@ -548,11 +600,12 @@ absl::StatusOr<TrainSummary> Trainer::Run() {
       part.size = config_.batch;
       part.images = batch->images + micro * config_.batch * (train_io_.input.num_elements() / config_.batch);
       part.labels = batch->labels + micro * config_.batch;
-      Feed(part, train_io_);
+      if (absl::Status s = Feed(part, train_io_, *device_); !s.ok()) return s;
       sync_->SetMicroBatch(micro, replicas);
       if (absl::Status s = train_->Run(); !s.ok()) return s;
       settled_ = false;
-      const double part_loss = *train_io_.loss.as<float>();
+      if (absl::Status s = ReadOutputs(train_io_, *device_); !s.ok()) return s;
+      const double part_loss = train_io_.host_loss;
       if (!std::isfinite(part_loss)) {
         return absl::InternalError(absl::StrCat("loss is ", part_loss, " at iteration ", it,
                                                 " (lr ", lr, "): training diverged"));
@@ -622,9 +675,10 @@ absl::StatusOr<TrainSummary> Trainer::Run() {
   }
   // The last iteration's updates are still in flight, and every replica must end identical.
   if (absl::Status s = Settle(); !s.ok()) return s;
-  const std::span<const float> parameters = train_->Floats(sched::BufferKind::kParameters);
-  if (absl::Status s = group_->CheckIdenticalToRoot(parameters, "parameters"); !s.ok()) return s;
-  summary.parameter_checksum = Checksum(parameters);
+  absl::StatusOr<std::vector<float>> parameters = train_->Download(sched::BufferKind::kParameters);
+  if (!parameters.ok()) return parameters.status();
+  if (absl::Status s = group_->CheckIdenticalToRoot(*parameters, "parameters"); !s.ok()) return s;
+  summary.parameter_checksum = Checksum(*parameters);
   if (tracer_ != nullptr) {
     if (absl::Status s = trace::WriteMergedTrace(group_->collectives(), *tracer_, clock_offset_us_,
                                                  config_.trace_path);
@@ -636,12 +690,13 @@ absl::StatusOr<TrainSummary> Trainer::Run() {
   summary.nodes = group_->size();
   summary.rank = group_->rank();
   summary.buckets = static_cast<int64_t>(sync_->buckets().size());
-  summary.gradient_bytes = static_cast<int64_t>(parameters.size_bytes());
+  summary.gradient_bytes = static_cast<int64_t>(parameters->size() * sizeof(float));
   summary.communication = sync_->stats();
   summary.last_iteration = total;
   summary.seconds = train_seconds;
   summary.images_per_second = train_seconds > 0 ? images / train_seconds : 0;
   summary.last_checkpoint = last_checkpoint_;
+  summary.device_peak_bytes = device_->peak_memory_bytes();
   return summary;
 }
 

@@ -25,6 +25,15 @@ struct TrainerConfig {
   int64_t epochs = 90;  // the paper's schedule length
   int64_t iters = 0;    // > 0: stop after this many iterations in all (the schedule still spans epochs)
   int64_t threads = 0;  // 0: every core
+  // auto | cpu | cuda (runtime/trainer/train_device.h). On a GPU, node processes on one host take
+  // GPU local_rank % GPUs (-1: the node rank).
+  std::string device = "auto";
+  int64_t local_rank = -1;
+  // GPU replicas: auto | nccl | gloo (host-staged); see runtime/trainer/cuda/cuda_bucket_engine.h.
+  std::string gpu_collectives = "auto";
+  // Node processes on this host (0: all of dist.nodes, as when `runtime --nodes N` starts them).
+  int64_t local_nodes = 0;
+  bool tf32 = true;  // GPU convolutions and matrix products in TF32 (as PyTorch's convolutions)
   int64_t decode_threads = 1;
   int64_t prefetch = 2;
   uint64_t seed = 1;
@@ -70,6 +79,7 @@ struct TrainSummary {
   CommunicationStats communication;
   std::vector<double> iteration_seconds;  // wall time of each iteration this process ran
   uint64_t parameter_checksum = 0;        // identical on every node at the end (checked)
+  int64_t device_peak_bytes = -1;         // a GPU's peak allocation; -1 on the CPU
 };
 
 // Progress goes to `out` (a live line on a terminal, plain lines otherwise; node 0 only), notices

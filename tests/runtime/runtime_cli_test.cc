@@ -10,6 +10,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "runtime/train/checkpoint.h"
+#include "runtime/trainer/train_device.h"
 #include "tests/runtime_data/test_files.h"
 #include "tests/support/subprocess.h"
 
@@ -60,6 +61,25 @@ TEST(RuntimeCliTest, UsageErrorsNameTheFlag) {
   ExpectCleanFailure(Runtime({"--graph", "x.fb", "--lr", "fast"}), 2, "--lr: 'fast' is not");
   ExpectCleanFailure(Runtime({"--graph", "x.fb", "--warmup", "slow"}), 2, "--warmup");
   ExpectCleanFailure(Runtime({"--graph"}), 2, "--graph needs a value");
+  ExpectCleanFailure(Runtime({"--graph", "x.fb", "--device", "gpu"}), 2,
+                     "--device: expected auto, cpu or cuda, got 'gpu'");
+  ExpectCleanFailure(Runtime({"--graph", "x.fb", "--gpu-collectives", "mpi"}), 2,
+                     "--gpu-collectives: expected auto, nccl or gloo, got 'mpi'");
+}
+
+TEST(RuntimeCliTest, CudaDeviceWithoutAGpuFailsCleanlyAndAutoTrainsOnTheCpu) {
+  if (UsableGpus() > 0) GTEST_SKIP() << "this machine has a GPU (tests/cuda cover it)";
+  const std::string dir = data_testing::FreshTempDir("runtime-device");
+  const std::string graph = Compile(dir, "fmnist-cnn");
+  const std::string checkpoints = dir + "/checkpoints";
+  const ProcessResult cuda = Runtime({"--graph", graph, "--device", "cuda", "--iters", "2",
+                                      "--checkpoint-dir", checkpoints});
+  ExpectCleanFailure(cuda, 1, "--device cuda: ");
+  EXPECT_FALSE(fs::exists(checkpoints)) << "nothing is written by a run that cannot start";
+  const ProcessResult automatic =
+      Runtime({"--graph", graph, "--device", "auto", "--iters", "2", "--threads", "1"});
+  ASSERT_EQ(automatic.exit_code, 0) << automatic.err;
+  EXPECT_THAT(automatic.out, HasSubstr("cpu, 1 thread,"));
 }
 
 TEST(RuntimeCliTest, BadGraphOrDataFailsNamingTheCulprit) {

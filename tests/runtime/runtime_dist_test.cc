@@ -18,6 +18,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "runtime/train/checkpoint.h"
+#include "tests/runtime/final_parameters.h"
 #include "tests/runtime_data/test_files.h"
 #include "tests/support/background_process.h"
 #include "tests/support/subprocess.h"
@@ -58,22 +59,8 @@ std::vector<std::string> TrainArgs(const std::string& graph, int64_t batch, int6
           "--log-every", "1", "--timeout", std::to_string(timeout_seconds)};
 }
 
-std::vector<float> FinalParameters(const std::string& checkpoint_dir, int64_t iteration) {
-  absl::StatusOr<Checkpoint> c =
-      ReadCheckpoint(checkpoint_dir + "/ckpt-" + std::to_string(iteration) + ".gfck");
-  EXPECT_TRUE(c.ok()) << c.status();
-  return c.ok() ? c->parameters : std::vector<float>{};
-}
-
-double RelativeError(const std::vector<float>& a, const std::vector<float>& b) {
-  double diff = 0;
-  double norm = 0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    diff += (static_cast<double>(a[i]) - b[i]) * (static_cast<double>(a[i]) - b[i]);
-    norm += static_cast<double>(b[i]) * b[i];
-  }
-  return std::sqrt(diff / norm);
-}
+using ::gradflow::testing::FinalParameters;
+using ::gradflow::testing::RelativeError;
 
 // N nodes of batch b take the same k steps as one node of batch N*b: same global batch, same
 // examples per step (each global batch is cut into the nodes' shares), loss normalized by the
@@ -212,11 +199,23 @@ TEST(RuntimeDistTest, BucketAllreducesStartDuringBackward) {
   // starts on the compute stream right after its ready step: in every iteration.
   EXPECT_GE(many.during_backward, 3 * (many.buckets - 1)) << small.out;
 
-  const ProcessResult huge = Runtime(With(TrainArgs(graph, 4, 3), {"--nodes", "2", "--bucket-mb", "10000"}));
+  const ProcessResult huge =
+      Runtime(With(TrainArgs(graph, 4, 3),
+                   {"--nodes", "2", "--bucket-mb", "10000", "--first-layers-bucket-mb", "0"}));
   ASSERT_EQ(huge.exit_code, 0) << huge.err << huge.out;
   const Overlap one = ParseOverlap(huge.out);
   EXPECT_EQ(one.buckets, 1) << huge.out;
   EXPECT_EQ(one.during_backward, 0);
+
+  // The first layers' own bucket (the whole model is 0.7 MB, under the default 1 MB):
+  // everything else is reduced during backward, in one bucket, every iteration.
+  const ProcessResult split =
+      Runtime(With(TrainArgs(graph, 4, 3),
+                   {"--nodes", "2", "--bucket-mb", "10000", "--first-layers-bucket-mb", "0.1"}));
+  ASSERT_EQ(split.exit_code, 0) << split.err << split.out;
+  const Overlap two = ParseOverlap(split.out);
+  EXPECT_EQ(two.buckets, 2) << split.out;
+  EXPECT_EQ(two.during_backward, 3) << split.out;
 }
 
 // Nodes started one by one, as a cluster scheduler would.

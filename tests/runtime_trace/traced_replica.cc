@@ -22,13 +22,11 @@ absl::StatusOr<std::unique_ptr<TracedReplica>> TracedReplica::Create(
   r->options_ = options;
   absl::StatusOr<graph::Graph> model = models::BuildModel("fmnist-cnn", {}, ops::StandardOps());
   if (!model.ok()) return model.status();
-  absl::StatusOr<std::unique_ptr<ops::cpu::CpuContext>> device = ops::cpu::CpuContext::Create(1);
+  absl::StatusOr<std::unique_ptr<TrainDevice>> device = CreateCpuTrainDevice(1);
   if (!device.ok()) return device.status();
   r->device_ = *std::move(device);
-  r->stream_ = std::make_unique<sched::CpuStream>(
-      sched::CpuStreamOptions{.omp_threads = 1, .thread_name = "gf-compute"});
   absl::StatusOr<std::unique_ptr<DeviceGraph>> graph =
-      DeviceGraph::Create(*model, {.batch = options.batch}, *r->device_, *r->stream_);
+      DeviceGraph::Create(*model, {.batch = options.batch}, *r->device_);
   if (!graph.ok()) return graph.status();
   r->graph_ = *std::move(graph);
 

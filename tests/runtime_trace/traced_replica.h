@@ -7,13 +7,12 @@
 #include <memory>
 
 #include "absl/status/statusor.h"
-#include "ops/cpu/cpu_context.h"
 #include "runtime/dist/collectives.h"
 #include "runtime/trace/tracer.h"
 #include "runtime/train/optimizer.h"
 #include "runtime/trainer/device_graph.h"
 #include "runtime/trainer/gradient_sync.h"
-#include "scheduler/cpu_stream.h"
+#include "runtime/trainer/train_device.h"
 
 namespace gradflow::runtime::trace::testing {
 
@@ -43,8 +42,7 @@ class TracedReplica {
  private:
   TracedReplica() = default;
   ReplicaOptions options_;
-  std::unique_ptr<ops::cpu::CpuContext> device_;
-  std::unique_ptr<sched::CpuStream> stream_;
+  std::unique_ptr<TrainDevice> device_;
   std::unique_ptr<DeviceGraph> graph_;
   std::unique_ptr<Optimizer> optimizer_;
   std::unique_ptr<GradientSync> sync_;

@@ -65,6 +65,37 @@ TEST(BucketsTest, CapBoundsEveryBucketHoldingMoreThanOneParameter) {
   EXPECT_TRUE(CheckBuckets(p.graph, p.plan, *buckets).ok());
 }
 
+TEST(BucketsTest, TheFirstLayersGetASmallBucketOfTheirOwn) {
+  const Planned p = PlanModel("resnet50");
+  const int64_t cap = 25 << 20;
+  const int64_t first_layers_cap = 1 << 20;
+  absl::StatusOr<std::vector<Bucket>> plain = PlanBuckets(p.graph, p.plan, cap);
+  absl::StatusOr<std::vector<Bucket>> split = PlanBuckets(p.graph, p.plan, cap, first_layers_cap);
+  ASSERT_TRUE(plain.ok()) << plain.status();
+  ASSERT_TRUE(split.ok()) << split.status();
+  EXPECT_TRUE(CheckBuckets(p.graph, p.plan, *split).ok());
+  // Without it the first layers share a bucket of several MB (the remainder of backward order).
+  EXPECT_GT(plain->back().bytes(4), 4 * first_layers_cap);
+  const Bucket& last = split->back();
+  EXPECT_LE(last.bytes(4), first_layers_cap);
+  EXPECT_EQ(last.param_grads.back(), static_cast<int32_t>(p.graph.param_grads.size()) - 1);
+  // It is the longest such tail: one more parameter would not fit.
+  const Bucket& before = (*split)[split->size() - 2];
+  const Placement& previous = p.plan.tensors[p.graph.param_grads[before.param_grads.back()].param];
+  EXPECT_GT((last.end - previous.offset / 4) * 4, first_layers_cap);
+  for (size_t b = 0; b + 1 < split->size(); ++b) {
+    if ((*split)[b].param_grads.size() > 1) {
+      EXPECT_LE((*split)[b].bytes(4), cap);
+    }
+  }
+  // A huge regular cap: everything but the first layers in one bucket, and theirs.
+  absl::StatusOr<std::vector<Bucket>> two =
+      PlanBuckets(p.graph, p.plan, int64_t{1} << 40, first_layers_cap);
+  ASSERT_TRUE(two.ok()) << two.status();
+  EXPECT_EQ(two->size(), 2u);
+  EXPECT_EQ(two->back().param_grads, last.param_grads);
+}
+
 TEST(BucketsTest, EarlyBucketsAreReadyBeforeBackwardEnds) {
   const Planned p = PlanModel("resnet18");
   absl::StatusOr<std::vector<Bucket>> buckets = PlanBuckets(p.graph, p.plan, 1 << 20);
