@@ -2,6 +2,7 @@
 // loopback and fits the cost model's latency and bandwidth to it, so `runtime project` can be
 // checked against runs on this machine. Without --rendezvous the command starts the N processes
 // itself (launch::Supervise), each re-running it with --node-rank and a private FileStore.
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -68,8 +69,34 @@ double Median(std::vector<double> v) {
   return v.size() % 2 == 1 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
 }
 
+// CPU time of this whole process: every thread (the caller's reduction, Gloo's I/O thread) and
+// the kernel's work on their behalf (the TCP copies out of and into their buffers).
+double ProcessCpuSeconds() {
+  timespec t{};
+  ::clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+  return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_nsec) * 1e-9;
+}
+
+// Busy CPU time of the whole host so far (user, nice, system, irq and softirq from /proc/stat), or
+// a negative number when it cannot be read. A process's own CPU time leaves out the softirq work
+// of loopback TCP (the receive path runs there, charged to no process), which a rank's allreduce
+// costs the host all the same: on a quiet host the busy time during an allreduce is its cost.
+double HostBusySeconds() {
+  std::ifstream stat("/proc/stat");
+  std::string cpu;
+  double user = 0, nice = 0, system = 0, idle = 0, iowait = 0, irq = 0, softirq = 0;
+  if (!(stat >> cpu >> user >> nice >> system >> idle >> iowait >> irq >> softirq) ||
+      cpu != "cpu") {
+    return -1;
+  }
+  return (user + nice + system + irq + softirq) / static_cast<double>(::sysconf(_SC_CLK_TCK));
+}
+
 // One node of the benchmark: meets the others, times each size, and (rank 0) writes
-// "bytes seconds" lines to the result file.
+// "bytes seconds process_cpu_seconds host_cpu_seconds" lines to the result file: the median
+// time and process CPU time of one allreduce, and the host's busy time during the timed
+// allreduces per allreduce and rank (-1 without /proc/stat). The host's is summed over the
+// iterations because /proc/stat counts in clock ticks (10 ms), longer than small allreduces.
 absl::Status RunNode(const BenchOptions& o, const std::vector<int64_t>& sizes) {
   absl::StatusOr<dist::RendezvousSpec> spec = dist::ParseRendezvous(o.rendezvous);
   if (!spec.ok())
@@ -92,15 +119,32 @@ absl::Status RunNode(const BenchOptions& o, const std::vector<int64_t>& sizes) {
     buffers.emplace_back(static_cast<size_t>(bytes / 4), 1.0f);
     std::span<float> data(buffers.back());
     std::vector<double> seconds;
+    std::vector<double> cpu_seconds;
+    double host_busy = 0;
     for (int64_t i = 0; i < o.warmup + o.iters; ++i) {
       if (absl::Status s = dist::BarrierSync(**collectives); !s.ok()) return s;
+      const double host_start = HostBusySeconds();
+      const double cpu_start = ProcessCpuSeconds();
       const auto start = std::chrono::steady_clock::now();
-      if (absl::Status s = dist::AllreduceSumRepeatedSync(**collectives, data, 0); !s.ok()) return s;
+      if (absl::Status s = dist::AllreduceSumRepeatedSync(**collectives, data, 0); !s.ok())
+        return s;
       const double elapsed =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-      if (i >= o.warmup) seconds.push_back(elapsed);
+      const double cpu = ProcessCpuSeconds() - cpu_start;
+      const double host_end = HostBusySeconds();
+      if (i >= o.warmup) {
+        seconds.push_back(elapsed);
+        cpu_seconds.push_back(cpu);
+        host_busy = host_start < 0 || host_end < 0 || host_busy < 0
+                        ? -1
+                        : host_busy + (host_end - host_start);
+      }
     }
-    absl::StrAppend(&results, bytes, " ", absl::StrFormat("%.9g", Median(seconds)), "\n");
+    const double host_per_rank =
+        host_busy < 0 ? -1 : host_busy / static_cast<double>(o.iters * o.nodes);
+    absl::StrAppend(&results, bytes, " ", absl::StrFormat("%.9g", Median(seconds)), " ",
+                    absl::StrFormat("%.9g", Median(cpu_seconds)), " ",
+                    absl::StrFormat("%.9g", host_per_rank), "\n");
   }
   if (o.node_rank == 0 && !o.result_path.empty()) {
     std::ofstream out(o.result_path, std::ios::trunc);
@@ -111,21 +155,29 @@ absl::Status RunNode(const BenchOptions& o, const std::vector<int64_t>& sizes) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::vector<AllreduceSample>> ReadResults(const std::string& path) {
+// One size's results; sample.cpu_seconds is the process's CPU time.
+struct BenchRow {
+  AllreduceSample sample;
+  double host_cpu_seconds = -1;  // the host's busy time per allreduce and rank
+};
+
+absl::StatusOr<std::vector<BenchRow>> ReadResults(const std::string& path) {
   std::ifstream in(path);
   if (!in) return absl::NotFoundError(absl::StrCat("node 0 left no results in ", path));
-  std::vector<AllreduceSample> samples;
+  std::vector<BenchRow> rows;
   std::string line;
   while (std::getline(in, line)) {
     std::vector<absl::string_view> words = absl::StrSplit(line, ' ', absl::SkipEmpty());
     AllreduceSample s;
-    if (words.size() != 2 || !absl::SimpleAtod(words[0], &s.bytes) ||
-        !absl::SimpleAtod(words[1], &s.seconds)) {
+    double host_cpu = -1;
+    if (words.size() != 4 || !absl::SimpleAtod(words[0], &s.bytes) ||
+        !absl::SimpleAtod(words[1], &s.seconds) || !absl::SimpleAtod(words[2], &s.cpu_seconds) ||
+        !absl::SimpleAtod(words[3], &host_cpu)) {
       return absl::DataLossError(absl::StrCat(path, ": malformed line '", line, "'"));
     }
-    samples.push_back(s);
+    rows.push_back({.sample = s, .host_cpu_seconds = host_cpu});
   }
-  return samples;
+  return rows;
 }
 
 }  // namespace
@@ -220,35 +272,55 @@ int BenchAllreduceMain(const std::vector<std::string>& args, std::ostream& out, 
     supervise.nodes.push_back(std::move(node));
   }
   absl::StatusOr<launch::SuperviseResult> result = launch::Supervise(supervise);
-  absl::StatusOr<std::vector<AllreduceSample>> samples =
+  absl::StatusOr<std::vector<BenchRow>> rows =
       result.ok() && result->exit_code == 0
           ? ReadResults(result_path)
-          : absl::StatusOr<std::vector<AllreduceSample>>(absl::InternalError(""));
+          : absl::StatusOr<std::vector<BenchRow>>(absl::InternalError(""));
   (void)launch::RemoveTree(*dir);
   if (!result.ok()) return failure(result.status().message());
   if (result->exit_code != 0) return failure(result->summary);
-  if (!samples.ok()) return failure(samples.status().message());
+  if (!rows.ok()) return failure(rows.status().message());
+  // The CPU cost charged to compute: the host's busy time when /proc/stat was readable (it
+  // includes the loopback's softirq work), else the process's own.
+  bool host_cpu = true;
+  for (const BenchRow& r : *rows) host_cpu = host_cpu && r.host_cpu_seconds >= 0;
+  std::vector<AllreduceSample> samples;
+  for (const BenchRow& r : *rows) {
+    samples.push_back(r.sample);
+    if (host_cpu) samples.back().cpu_seconds = r.host_cpu_seconds;
+  }
 
   const AllreduceAlgorithm algorithm =
       o.algo == "ring" ? AllreduceAlgorithm::kRing : AllreduceAlgorithm::kHalvingDoubling;
-  absl::StatusOr<LinkParams> link = FitLink(algorithm, o.nodes, *samples);
+  absl::StatusOr<LinkParams> link = FitLink(algorithm, o.nodes, samples);
   if (!link.ok()) return failure(link.status().message());
+  absl::StatusOr<double> cpu_per_byte = FitCpuPerSentByte(algorithm, o.nodes, *link, samples);
+  if (!cpu_per_byte.ok()) return failure(cpu_per_byte.status().message());
   out << absl::StrFormat(
-      "Gloo %s allreduce between %d local processes (loopback, TCP), median of "
-      "%d:\n%12s %12s %12s %10s\n",
-      o.algo, o.nodes, o.iters, "bytes", "measured ms", "model ms", "GB/s");
-  for (const AllreduceSample& s : *samples) {
-    const double model = Allreduce(algorithm, o.nodes, s.bytes, *link).Seconds(*link);
-    out << absl::StrFormat("%12.0f %12.3f %12.3f %10.2f\n", s.bytes, s.seconds * 1e3, model * 1e3,
-                           s.bytes / s.seconds / 1e9);
+      "Gloo %s allreduce between %d local processes (loopback, TCP), median of %d; CPU per rank: "
+      "the process's, and the host's busy time over the ranks (/proc/stat, with softirq)\n%12s "
+      "%12s %12s %10s %13s %13s %12s\n",
+      o.algo, o.nodes, o.iters, "bytes", "measured ms", "model ms", "GB/s", "proc cpu ms",
+      "host cpu ms", "cpu us/MB");
+  for (size_t i = 0; i < samples.size(); ++i) {
+    const AllreduceSample& s = samples[i];
+    const CollectiveCost cost = Allreduce(algorithm, o.nodes, s.bytes, *link);
+    out << absl::StrFormat("%12.0f %12.3f %12.3f %10.2f %13.3f %13.3f %12.1f\n", s.bytes,
+                           s.seconds * 1e3, cost.Seconds(*link) * 1e3, s.bytes / s.seconds / 1e9,
+                           (*rows)[i].sample.cpu_seconds * 1e3, (*rows)[i].host_cpu_seconds * 1e3,
+                           s.cpu_seconds / cost.sent_bytes * 1e6 * (1 << 20));
   }
-  out << absl::StrFormat("fit: --latency-us %.4g --link-gbps %.4g\n", link->latency_seconds * 1e6,
-                         link->gbps());
+  out << absl::StrFormat(
+      "fit: --latency-us %.4g --link-gbps %.4g; CPU per MB a rank sends: %.4g us "
+      "(cpu_us_per_mb, from the %s CPU time)\n",
+      link->latency_seconds * 1e6, link->gbps(), *cpu_per_byte * 1e6 * (1 << 20),
+      host_cpu ? "host's busy" : "process's");
   if (!o.out_path.empty()) {
     std::ofstream file(o.out_path, std::ios::trunc);
-    file << FormatLinkFile(*link, absl::StrFormat("runtime bench-allreduce: Gloo %s, %d local "
-                                                  "processes over loopback",
-                                                  o.algo, o.nodes));
+    file << FormatLinkFile({.link = *link, .cpu_seconds_per_sent_byte = *cpu_per_byte},
+                           absl::StrFormat("runtime bench-allreduce: Gloo %s, %d local "
+                                           "processes over loopback",
+                                           o.algo, o.nodes));
     file.close();
     if (!file) return failure(absl::StrCat("--out: cannot write ", o.out_path));
   }

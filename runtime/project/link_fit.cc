@@ -79,14 +79,38 @@ absl::StatusOr<LinkParams> FitLink(AllreduceAlgorithm algorithm, int64_t ranks,
   return link;
 }
 
-std::string FormatLinkFile(const LinkParams& link, std::string_view comment) {
-  return absl::StrFormat("# %s\nlatency_us %.6g\nlink_gbps %.6g\n", std::string(comment),
-                         link.latency_seconds * 1e6, link.gbps());
+absl::StatusOr<double> FitCpuPerSentByte(AllreduceAlgorithm algorithm, int64_t ranks,
+                                         const LinkParams& link,
+                                         const std::vector<AllreduceSample>& samples) {
+  if (ranks < 2) return absl::InvalidArgumentError("CPU per byte needs at least 2 ranks");
+  double cpu = 0;
+  double sent = 0;
+  for (size_t i = 0; i < samples.size(); ++i) {
+    if (!(samples[i].cpu_seconds >= 0) || !std::isfinite(samples[i].cpu_seconds)) {
+      return absl::InvalidArgumentError(absl::StrCat("sample ", i, " has no CPU time"));
+    }
+    cpu += samples[i].cpu_seconds;
+    sent += Allreduce(algorithm, ranks, samples[i].bytes, link).sent_bytes;
+  }
+  if (!(sent > 0)) return absl::InvalidArgumentError("the samples send no bytes");
+  return cpu / sent;
 }
 
-absl::StatusOr<LinkParams> ParseLinkFile(std::string_view text, std::string_view source) {
+std::string FormatLinkFile(const MeasuredLink& measured, std::string_view comment) {
+  std::string text =
+      absl::StrFormat("# %s\nlatency_us %.6g\nlink_gbps %.6g\n", std::string(comment),
+                      measured.link.latency_seconds * 1e6, measured.link.gbps());
+  if (measured.cpu_seconds_per_sent_byte >= 0) {
+    absl::StrAppend(&text, absl::StrFormat("cpu_us_per_mb %.6g\n",
+                                           measured.cpu_seconds_per_sent_byte * 1e6 * (1 << 20)));
+  }
+  return text;
+}
+
+absl::StatusOr<MeasuredLink> ParseLinkFile(std::string_view text, std::string_view source) {
   double latency_us = -1;
   double gbps = -1;
+  double cpu_us_per_mb = -1;
   int64_t line_number = 0;
   for (absl::string_view line : absl::StrSplit(absl::string_view(text.data(), text.size()), '\n')) {
     ++line_number;
@@ -94,19 +118,25 @@ absl::StatusOr<LinkParams> ParseLinkFile(std::string_view text, std::string_view
         absl::StrSplit(line.substr(0, line.find('#')), absl::ByAnyChar(" \t\r"), absl::SkipEmpty());
     if (words.empty()) continue;
     double value = 0;
-    if (words.size() != 2 || (words[0] != "latency_us" && words[0] != "link_gbps") ||
-        !absl::SimpleAtod(words[1], &value) || !std::isfinite(value) || value < 0) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(std::string(source), ": line ", line_number,
-                       ": expected 'latency_us US' or 'link_gbps GBPS' with a number >= 0"));
+    double* key = words[0] == "latency_us"      ? &latency_us
+                  : words[0] == "link_gbps"     ? &gbps
+                  : words[0] == "cpu_us_per_mb" ? &cpu_us_per_mb
+                                                : nullptr;
+    if (words.size() != 2 || key == nullptr || !absl::SimpleAtod(words[1], &value) ||
+        !std::isfinite(value) || value < 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          std::string(source), ": line ", line_number,
+          ": expected 'latency_us US', 'link_gbps GBPS' or 'cpu_us_per_mb US' with a number >= 0"));
     }
-    (words[0] == "latency_us" ? latency_us : gbps) = value;
+    *key = value;
   }
   if (latency_us < 0 || !(gbps > 0)) {
     return absl::InvalidArgumentError(
         absl::StrCat(std::string(source), ": needs both 'latency_us' and a positive 'link_gbps'"));
   }
-  return LinkParams::FromGbpsAndMicros(gbps, latency_us);
+  MeasuredLink measured{.link = LinkParams::FromGbpsAndMicros(gbps, latency_us)};
+  if (cpu_us_per_mb >= 0) measured.cpu_seconds_per_sent_byte = cpu_us_per_mb * 1e-6 / (1 << 20);
+  return measured;
 }
 
 }  // namespace gradflow::runtime::project

@@ -9,7 +9,8 @@
 namespace gradflow::runtime::project {
 
 absl::StatusOr<PlannedGraph> PlanForProjection(const graph::Graph& graph, int64_t batch,
-                                               int64_t bucket_bytes) {
+                                               int64_t bucket_bytes,
+                                               int64_t first_layers_bucket_bytes) {
   if (batch < 1) {
     return absl::InvalidArgumentError(absl::StrCat("batch must be at least 1, got ", batch));
   }
@@ -18,7 +19,7 @@ absl::StatusOr<PlannedGraph> PlanForProjection(const graph::Graph& graph, int64_
   absl::StatusOr<sched::Plan> plan = sched::PlanLayouts(bound);
   if (!plan.ok()) return plan.status();
   absl::StatusOr<std::vector<sched::Bucket>> buckets =
-      sched::PlanBuckets(bound, *plan, bucket_bytes);
+      sched::PlanBuckets(bound, *plan, bucket_bytes, first_layers_bucket_bytes);
   if (!buckets.ok()) return buckets.status();
   const graph::OpRegistry& registry = ops::StandardOps();
   absl::StatusOr<std::vector<graph::TensorType>> types = graph::InferTensorTypes(bound, registry);

@@ -36,8 +36,10 @@ struct PlannedGraph {
   int32_t first_backward_step = 0;  // the step where backward begins
 };
 
-// `graph` as loaded (batch not bound yet). batch >= 1, bucket_bytes > 0.
+// `graph` as loaded (batch not bound yet). batch >= 1, bucket_bytes > 0; first_layers_bucket_bytes
+// as sched::PlanBuckets takes it (0: none).
 absl::StatusOr<PlannedGraph> PlanForProjection(const graph::Graph& graph, int64_t batch,
-                                               int64_t bucket_bytes);
+                                               int64_t bucket_bytes,
+                                               int64_t first_layers_bucket_bytes = 0);
 
 }  // namespace gradflow::runtime::project

@@ -12,8 +12,8 @@
 #include "graph/serialize.h"
 #include "ops/registry.h"
 #include "runtime/cli/flags.h"
-#include "runtime/project/cost_model.h"
 #include "runtime/json/json.h"
+#include "runtime/project/cost_model.h"
 #include "runtime/project/link_fit.h"
 #include "runtime/project/planned_graph.h"
 #include "runtime/project/replay.h"
@@ -60,9 +60,14 @@ struct Options {
   std::string intra_node = "nvlink";
   std::string algo = "auto";
   double bucket_mb = 25;
+  double first_layers_bucket_mb = 1;
   int64_t lanes = 2;
   double scale_compute = 1;
   double compute_jitter = 0;
+  double host_cores = 0;
+  int64_t nodes_per_host = 1;
+  int64_t compute_threads = 0;
+  double cpu_us_per_mb = -1;
   int64_t batch_per_device = 0;
   std::string write_table;
   std::string json_path;
@@ -106,12 +111,26 @@ int ProjectMain(const std::vector<std::string>& args, std::ostream& out, std::os
                "ALGO");
   flags.Double("bucket-mb", &o.bucket_mb,
                "gradient bucket size cap in MB, as `runtime --bucket-mb`");
+  flags.Double("first-layers-bucket-mb", &o.first_layers_bucket_mb,
+               "the first layers' own last bucket in MB, as `runtime --first-layers-bucket-mb`");
   flags.Int("lanes", &o.lanes, "buckets reduced at once, as `runtime --comm-lanes`");
   flags.Double("scale-compute", &o.scale_compute,
                "model a device this many times faster (step and update times divided by it)");
   flags.Double("compute-jitter", &o.compute_jitter,
                "coefficient of variation of a device's compute per iteration: each iteration "
                "waits for the slowest device (0: all equally fast)");
+  flags.Double("host-cores", &o.host_cores,
+               "cores of one host that its nodes' compute and communication share (a CPU-only "
+               "host with no cores to spare: the allreduces' CPU time is taken from compute; "
+               "0: off, communication has cores of its own)");
+  flags.Int("nodes-per-host", &o.nodes_per_host,
+            "with --host-cores: nodes (processes) on one host, e.g. N for N local nodes");
+  flags.Int("compute-threads", &o.compute_threads,
+            "with --host-cores: threads one node computes on (`runtime --threads`; default: "
+            "host cores / nodes per host, at least 1)");
+  flags.Double("cpu-us-per-mb", &o.cpu_us_per_mb,
+               "with --host-cores: CPU microseconds a node spends per MB it sends in an "
+               "allreduce (default: the --link-file's cpu_us_per_mb)");
   flags.Int("batch-per-device", &o.batch_per_device,
             "images per device per iteration (default: the trace's or table's; 32 with "
             "--from-flops)");
@@ -158,6 +177,9 @@ int ProjectMain(const std::vector<std::string>& args, std::ostream& out, std::os
     return usage(absl::StrCat("--devices-per-node must be in [1, 4096], got ", o.devices_per_node));
   }
   if (!(o.bucket_mb > 0) || o.bucket_mb > 1e6) return usage("--bucket-mb must be in (0, 1e6]");
+  if (!(o.first_layers_bucket_mb >= 0) || o.first_layers_bucket_mb > 1e6) {
+    return usage("--first-layers-bucket-mb must be in [0, 1e6]");
+  }
   if (o.lanes < 1 || o.lanes > 64)
     return usage(absl::StrCat("--lanes must be in [1, 64], got ", o.lanes));
   if (!(o.scale_compute > 0) || !std::isfinite(o.scale_compute)) {
@@ -176,15 +198,17 @@ int ProjectMain(const std::vector<std::string>& args, std::ostream& out, std::os
   absl::StatusOr<IntraNodeLink> intra = ParseIntraNodeLink(o.intra_node);
   if (!intra.ok()) return usage(absl::StrCat("--intra-node: ", intra.status().message()));
   LinkParams network;
+  double link_file_cpu_per_byte = -1;
   if (!o.link_file.empty()) {
     if (flags.WasSet("link-gbps") || flags.WasSet("latency-us")) {
       return usage("--link-file replaces --link-gbps and --latency-us: give one or the other");
     }
     absl::StatusOr<std::string> text = ReadText(o.link_file);
     if (!text.ok()) return failure(absl::StrCat("--link-file: ", text.status().message()));
-    absl::StatusOr<LinkParams> parsed = ParseLinkFile(*text, o.link_file);
+    absl::StatusOr<MeasuredLink> parsed = ParseLinkFile(*text, o.link_file);
     if (!parsed.ok()) return failure(parsed.status().message());
-    network = *parsed;
+    network = parsed->link;
+    link_file_cpu_per_byte = parsed->cpu_seconds_per_sent_byte;
   } else {
     if (!(o.link_gbps > 0) || !std::isfinite(o.link_gbps))
       return usage("--link-gbps must be positive");
@@ -199,6 +223,45 @@ int ProjectMain(const std::vector<std::string>& args, std::ostream& out, std::os
                     .intra_node = *intra,
                     .algorithm = *algo};
   if (absl::Status s = CheckTopology(topology); !s.ok()) return usage(s.message());
+  HostSharing host;
+  if (!(o.host_cores >= 0) || o.host_cores > 1e6) return usage("--host-cores must be in [0, 1e6]");
+  if (o.host_cores == 0 && (flags.WasSet("nodes-per-host") || flags.WasSet("compute-threads") ||
+                            flags.WasSet("cpu-us-per-mb"))) {
+    return usage("--nodes-per-host, --compute-threads and --cpu-us-per-mb go with --host-cores");
+  }
+  if (o.host_cores > 0) {
+    if (o.devices_per_node != 1) {
+      return usage(absl::StrCat(
+          "--host-cores models nodes that compute on the host's cores (one CPU device per node), "
+          "but --devices-per-node is ",
+          o.devices_per_node));
+    }
+    if (o.nodes_per_host < 1 || o.nodes_per_host > 4096) {
+      return usage(absl::StrCat("--nodes-per-host must be in [1, 4096], got ", o.nodes_per_host));
+    }
+    if (flags.WasSet("compute-threads") && (o.compute_threads < 1 || o.compute_threads > 4096)) {
+      return usage(absl::StrCat("--compute-threads must be in [1, 4096], got ", o.compute_threads));
+    }
+    double cpu_per_byte = link_file_cpu_per_byte;
+    if (flags.WasSet("cpu-us-per-mb")) {
+      if (!(o.cpu_us_per_mb >= 0) || !std::isfinite(o.cpu_us_per_mb)) {
+        return usage("--cpu-us-per-mb must be a number >= 0");
+      }
+      cpu_per_byte = o.cpu_us_per_mb * 1e-6 / (1 << 20);
+    }
+    if (cpu_per_byte < 0) {
+      return usage(
+          "--host-cores needs the allreduce's CPU time per byte: give --cpu-us-per-mb or a "
+          "--link-file with cpu_us_per_mb (runtime bench-allreduce --out writes it)");
+    }
+    host = {.host_cores = o.host_cores,
+            .nodes_per_host = o.nodes_per_host,
+            .compute_threads =
+                flags.WasSet("compute-threads")
+                    ? o.compute_threads
+                    : std::max<int64_t>(1, static_cast<int64_t>(o.host_cores) / o.nodes_per_host),
+            .cpu_seconds_per_sent_byte = cpu_per_byte};
+  }
 
   absl::StatusOr<graph::Graph> graph = graph::LoadGraph(o.graph_path, ops::StandardOps());
   if (!graph.ok()) return failure(absl::StrCat("--graph: ", graph.status().message()));
@@ -236,7 +299,8 @@ int ProjectMain(const std::vector<std::string>& args, std::ostream& out, std::os
     batch = o.batch_per_device;
   }
   const int64_t bucket_bytes = std::max<int64_t>(1, static_cast<int64_t>(o.bucket_mb * (1 << 20)));
-  absl::StatusOr<PlannedGraph> plan = PlanForProjection(*graph, batch, bucket_bytes);
+  absl::StatusOr<PlannedGraph> plan = PlanForProjection(
+      *graph, batch, bucket_bytes, static_cast<int64_t>(o.first_layers_bucket_mb * (1 << 20)));
   if (!plan.ok()) return failure(absl::StrCat(o.graph_path, ": ", plan.status().message()));
 
   absl::StatusOr<StepProfile> profile =
@@ -251,8 +315,10 @@ int ProjectMain(const std::vector<std::string>& args, std::ostream& out, std::os
     }
   }
 
-  const ReplayOptions replay{
-      .lanes = o.lanes, .scale_compute = o.scale_compute, .compute_jitter = o.compute_jitter};
+  const ReplayOptions replay{.lanes = o.lanes,
+                             .scale_compute = o.scale_compute,
+                             .compute_jitter = o.compute_jitter,
+                             .host = host};
   std::vector<int64_t> counts = o.nodes;
   if (std::find(counts.begin(), counts.end(), 1) == counts.end()) counts.insert(counts.begin(), 1);
   std::vector<Projection> projections;
@@ -309,6 +375,15 @@ int ProjectMain(const std::vector<std::string>& args, std::ostream& out, std::os
         o.devices_per_node, IntraNodeLinkName(*intra), intra_link.bytes_per_second / 1e9,
         intra_link.latency_seconds * 1e6);
   }
+  if (host.enabled()) {
+    out << absl::StrFormat(
+        "host: %g cores shared by up to %d node%s x %d compute thread%s and their allreduces "
+        "(%.4g us CPU per MB sent);\n  compute ms is the compute stream's busy time, stretched "
+        "where it shares cores\n",
+        host.host_cores, host.nodes_per_host, host.nodes_per_host == 1 ? "" : "s",
+        host.compute_threads, host.compute_threads == 1 ? "" : "s",
+        host.cpu_seconds_per_sent_byte * 1e6 * (1 << 20));
+  }
   out << "\n"
       << absl::StrFormat("%6s %8s %9s %10s %10s %10s %10s %9s %9s %9s\n", "nodes", "devices",
                          "iter ms", "compute ms", "exposed ms", "efficiency", "images/s",
@@ -330,11 +405,11 @@ int ProjectMain(const std::vector<std::string>& args, std::ostream& out, std::os
             "\n  {\"nodes\": %d, \"devices\": %d, \"iteration_seconds\": %.9g, "
             "\"compute_seconds\": %.9g, \"exposed_seconds\": %.9g, \"efficiency\": %.6g, "
             "\"images_per_second\": %.6g, \"peak_gbps\": %.6g, \"backward_gbps\": %.6g, "
-            "\"mean_gbps\": %.6g}",
+            "\"mean_gbps\": %.6g, \"communication_cpu_seconds\": %.9g}",
             p.servers, p.devices, p.iteration_seconds, p.compute_seconds, p.exposed_seconds,
             efficiency, images, p.peak_network_bytes_per_second * 8 / 1e9,
             p.backward_network_bytes_per_second * 8 / 1e9,
-            p.mean_network_bytes_per_second * 8 / 1e9));
+            p.mean_network_bytes_per_second * 8 / 1e9, p.communication_cpu_seconds));
     first = false;
   }
   absl::StrAppend(&json, "\n]}\n");

@@ -13,100 +13,261 @@ namespace {
 
 constexpr double kNever = std::numeric_limits<double>::infinity();
 constexpr double kPeakWindowOfBackward = 0.1;
+// Each iteration depends on the previous one only through the allreduces it waits for, so the
+// third iteration is already in steady state; a few more make that visible to tests.
+constexpr int kIterations = 5;
 
-struct BucketTimes {
-  double issued = 0;  // its host node ran: the allreduce is queued on its lane
-  double done = 0;    // every phase finished
+// What the compute stream does, in order, over all the simulated iterations.
+struct Item {
+  enum class Kind : int8_t { kWork, kWait, kReady, kBackwardStart, kIterationEnd };
+  Kind kind = Kind::kWork;
+  int iteration = 0;
+  double seconds = 0;  // kWork: at the traced speed
+  size_t bucket = 0;   // kWait, kReady: iteration * buckets + bucket
 };
 
-// The allreduces of one iteration, as a fluid model: each phase first waits its latency, then
-// moves its bytes on its link, which active phases share in equal parts.
-class CommunicationSim {
- public:
-  CommunicationSim(std::vector<std::vector<Phase>> phases, int64_t lanes)
-      : phases_(std::move(phases)), lanes_(lanes) {}
+// One bucket's allreduce in one iteration.
+struct BucketRun {
+  double ready = kNever;      // its ready step ended
+  double issued = kNever;     // its host node ran: the allreduce is queued on its lane
+  double done = kNever;       // every phase finished
+  int phase = -1;             // the current phase, -1 before starting
+  double active_at = kNever;  // when the current phase's transfer begins (after its latency)
+  double remaining = 0;       // seconds of full-link transfer left in the current phase
+  bool moving = false;
+};
 
-  // `issued[b]` per bucket; `lane_free` per lane: when its last operation (from the previous
-  // iteration) finished. Returns each bucket's completion time and updates lane_free.
-  std::vector<double> Run(const std::vector<double>& issued, std::vector<double>& lane_free) {
-    const size_t n = phases_.size();
-    std::vector<double> done(n, kNever);
-    std::vector<int> phase(n, -1);             // current phase, -1 before starting
-    std::vector<double> active_at(n, kNever);  // when the current phase's transfer begins
-    std::vector<double> remaining(n, 0);       // seconds of full-link transfer left
-    std::vector<bool> moving(n, false);
-    std::vector<size_t> next_on_lane(lanes_);  // the bucket each lane runs next
-    for (int64_t l = 0; l < lanes_; ++l) next_on_lane[l] = static_cast<size_t>(l);
-    size_t finished = 0;
-    double now = 0;
-    auto begin_phase = [&](size_t b, int p, double at) {
-      phase[b] = p;
-      if (p == static_cast<int>(phases_[b].size())) {
-        done[b] = at;
-        moving[b] = false;
-        ++finished;
-        const size_t lane = b % static_cast<size_t>(lanes_);
-        lane_free[lane] = at;
-        next_on_lane[lane] = b + static_cast<size_t>(lanes_);
-        return;
-      }
-      active_at[b] = at + phases_[b][p].latency_seconds;
-      remaining[b] = phases_[b][p].bandwidth_seconds;
-      moving[b] = false;
-    };
-    while (finished < n) {
-      // The next event: a bucket starting on its lane, a phase's transfer beginning, or one
-      // ending at the current sharing.
-      std::array<int, kNumResources> sharing{};
-      for (size_t b = 0; b < n; ++b) {
-        if (moving[b]) ++sharing[static_cast<int>(phases_[b][phase[b]].resource)];
-      }
-      double next = kNever;
-      for (int64_t l = 0; l < lanes_; ++l) {
-        const size_t b = next_on_lane[l];
-        if (b < n && phase[b] < 0) next = std::min(next, std::max(issued[b], lane_free[l]));
-      }
-      for (size_t b = 0; b < n; ++b) {
-        if (phase[b] < 0 || done[b] != kNever) continue;
-        if (!moving[b]) {
-          next = std::min(next, active_at[b]);
-        } else {
-          next = std::min(
-              next, now + remaining[b] * sharing[static_cast<int>(phases_[b][phase[b]].resource)]);
-        }
-      }
-      if (next == kNever) break;  // cannot happen: every lane's queue drains; never hang on it
-      next = std::max(next, now);
-      for (size_t b = 0; b < n; ++b) {
-        if (moving[b]) {
-          remaining[b] -= (next - now) / sharing[static_cast<int>(phases_[b][phase[b]].resource)];
-        }
-      }
-      now = next;
-      // Transfers that end now move to their next phase; those whose latency is over start.
-      constexpr double kEpsilon = 1e-15;
-      for (size_t b = 0; b < n; ++b) {
-        if (moving[b] && remaining[b] <= kEpsilon * (1 + now)) begin_phase(b, phase[b] + 1, now);
-      }
-      for (int64_t l = 0; l < lanes_; ++l) {
-        const size_t b = next_on_lane[l];
-        if (b < n && phase[b] < 0 && std::max(issued[b], lane_free[l]) <= now) {
-          begin_phase(b, 0, now);
-        }
-      }
-      for (size_t b = 0; b < n; ++b) {
-        if (phase[b] >= 0 && done[b] == kNever && !moving[b] && active_at[b] <= now) {
-          moving[b] = true;
-          if (remaining[b] <= 0) begin_phase(b, phase[b] + 1, now);
-        }
-      }
-    }
-    return done;
+// A fluid simulation of the compute stream and the allreduces together. Each phase of an
+// allreduce first waits its latency, then moves its bytes on its link, which the phases moving
+// on it share in equal parts. With host sharing, the compute stream's threads and the network
+// transfers also share the node's cores (host_sharing.h): both then advance at their share.
+class Simulation {
+ public:
+  Simulation(std::vector<Item> program, std::vector<std::vector<Phase>> phases, int64_t lanes,
+             const HostSharing& host, double node_cores)
+      : program_(std::move(program)),
+        phases_(std::move(phases)),
+        num_buckets_(phases_.size()),
+        lanes_(static_cast<size_t>(lanes)),
+        host_(host),
+        node_cores_(node_cores),
+        runs_(num_buckets_ * kIterations),
+        lane_queue_(lanes_),
+        lane_position_(lanes_, 0),
+        lane_free_(lanes_, 0) {
+    // A lane runs its buckets in issue order: iteration by iteration, bucket by bucket.
+    for (size_t g = 0; g < runs_.size(); ++g) lane_queue_[(g % num_buckets_) % lanes_].push_back(g);
   }
 
+  absl::Status Run() {
+    double now = 0;
+    while (true) {
+      Settle(now);
+      if (pc_ == program_.size()) return absl::OkStatus();
+      const Rates rates = CurrentRates();
+      double next = kNever;
+      const bool computing = program_[pc_].kind == Item::Kind::kWork;
+      if (computing) next = now + work_left_ / rates.compute_speed;
+      for (size_t g = first_live_; g < live_end_; ++g) {
+        const BucketRun& r = runs_[g];
+        if (r.phase < 0 || r.done != kNever) continue;
+        next = std::min(
+            next, r.moving ? now + r.remaining / rates.transfer[g - first_live_] : r.active_at);
+      }
+      for (size_t l = 0; l < lanes_; ++l) {
+        if (lane_position_[l] == lane_queue_[l].size()) continue;
+        const BucketRun& r = runs_[lane_queue_[l][lane_position_[l]]];
+        if (r.phase < 0 && r.issued != kNever) {
+          next = std::min(next, std::max(r.issued, lane_free_[l]));
+        }
+      }
+      // Every lane's queue drains, so the compute stream never waits forever; never hang on it.
+      if (next == kNever) return absl::InternalError("the replay stalled: no event is pending");
+      next = std::max(next, now);
+      const double dt = next - now;
+      if (computing) work_left_ -= dt * rates.compute_speed;
+      for (size_t g = first_live_; g < live_end_; ++g) {
+        if (runs_[g].moving) runs_[g].remaining -= dt * rates.transfer[g - first_live_];
+      }
+      now = next;
+    }
+  }
+
+  double iteration_end(int k) const { return iteration_end_[k]; }
+  double waited(int k) const { return waited_[k]; }
+  double backward_start(int k) const { return backward_start_[k]; }
+  double ready(int k, size_t b) const { return runs_[k * num_buckets_ + b].ready; }
+
  private:
-  std::vector<std::vector<Phase>> phases_;
-  int64_t lanes_;
+  // How fast things advance now: the compute stream in traced seconds per second, each live
+  // bucket's transfer in full-link seconds per second.
+  struct Rates {
+    double compute_speed = 1;
+    std::vector<double> transfer;  // per live bucket, from first_live_
+  };
+
+  static bool Finished(double remaining, double now) {
+    constexpr double kEpsilon = 1e-15;
+    return remaining <= kEpsilon * (1 + now);
+  }
+
+  Rates CurrentRates() const {
+    Rates rates;
+    std::array<int, kNumResources> sharing{};
+    for (size_t g = first_live_; g < live_end_; ++g) {
+      if (runs_[g].moving) ++sharing[static_cast<int>(CurrentPhase(g).resource)];
+    }
+    rates.transfer.assign(live_end_ - first_live_, 0);
+    std::vector<double> demand;
+    std::vector<size_t> demand_of;  // which live bucket each demand is
+    for (size_t g = first_live_; g < live_end_; ++g) {
+      if (!runs_[g].moving) continue;
+      const Phase& phase = CurrentPhase(g);
+      const double share = 1.0 / sharing[static_cast<int>(phase.resource)];
+      rates.transfer[g - first_live_] = share;
+      // Only the network's transfers run on the host's cores (a server's devices reduce their
+      // own buckets); at its share of the link, a transfer sends sent_bytes / bandwidth_seconds
+      // x share bytes per second.
+      if (host_.enabled() && phase.resource == Resource::kNetwork && phase.bandwidth_seconds > 0 &&
+          phase.sent_bytes > 0 && host_.cpu_seconds_per_sent_byte > 0) {
+        demand.push_back(host_.cpu_seconds_per_sent_byte * phase.sent_bytes /
+                         phase.bandwidth_seconds * share);
+        demand_of.push_back(g - first_live_);
+      }
+    }
+    if (!host_.enabled()) return rates;
+    const bool computing = pc_ < program_.size() && program_[pc_].kind == Item::Kind::kWork;
+    const CoreShares shares =
+        ShareCores(node_cores_, computing ? host_.compute_threads : 0, demand);
+    rates.compute_speed = shares.compute_speed;
+    for (size_t i = 0; i < demand.size(); ++i) {
+      rates.transfer[demand_of[i]] *= shares.transfer_speed[i];
+    }
+    return rates;
+  }
+
+  const Phase& CurrentPhase(size_t g) const {
+    return phases_[g % num_buckets_][static_cast<size_t>(runs_[g].phase)];
+  }
+
+  void BeginPhase(size_t g, int p, double at) {
+    BucketRun& r = runs_[g];
+    r.phase = p;
+    r.moving = false;
+    const std::vector<Phase>& phases = phases_[g % num_buckets_];
+    if (p == static_cast<int>(phases.size())) {
+      r.done = at;
+      const size_t lane = (g % num_buckets_) % lanes_;
+      lane_free_[lane] = at;
+      ++lane_position_[lane];
+      while (first_live_ < live_end_ && runs_[first_live_].done != kNever) ++first_live_;
+      return;
+    }
+    r.active_at = at + phases[static_cast<size_t>(p)].latency_seconds;
+    r.remaining = phases[static_cast<size_t>(p)].bandwidth_seconds;
+  }
+
+  // Everything that happens at `now`, until nothing more does: transfers ending, buckets
+  // starting on their lanes, latencies running out, and the compute stream's instantaneous
+  // items (waits that are over, buckets made ready).
+  void Settle(double now) {
+    bool changed = true;
+    while (changed) {
+      changed = false;
+      for (size_t g = first_live_; g < live_end_; ++g) {
+        if (runs_[g].moving && Finished(runs_[g].remaining, now)) {
+          BeginPhase(g, runs_[g].phase + 1, now);
+          changed = true;
+        }
+      }
+      for (size_t l = 0; l < lanes_; ++l) {
+        if (lane_position_[l] == lane_queue_[l].size()) continue;
+        const size_t g = lane_queue_[l][lane_position_[l]];
+        if (runs_[g].phase < 0 && runs_[g].issued <= now && lane_free_[l] <= now) {
+          BeginPhase(g, 0, now);
+          changed = true;
+        }
+      }
+      for (size_t g = first_live_; g < live_end_; ++g) {
+        BucketRun& r = runs_[g];
+        if (r.phase >= 0 && r.done == kNever && !r.moving && r.active_at <= now) {
+          r.moving = true;
+          if (r.remaining <= 0) BeginPhase(g, r.phase + 1, now);
+          changed = true;
+        }
+      }
+      changed = AdvanceProgram(now) || changed;
+    }
+  }
+
+  // Runs the compute stream's items that take no time; stops at work or an unfinished wait.
+  bool AdvanceProgram(double now) {
+    bool changed = false;
+    while (pc_ < program_.size()) {
+      const Item& item = program_[pc_];
+      switch (item.kind) {
+        case Item::Kind::kWork:
+          if (!working_) {
+            work_left_ = item.seconds;
+            working_ = true;
+          }
+          if (!Finished(work_left_, now)) return changed;
+          working_ = false;
+          break;
+        case Item::Kind::kWait:
+          if (blocked_since_ < 0) blocked_since_ = now;
+          if (runs_[item.bucket].done > now) return changed;
+          waited_[item.iteration] += now - blocked_since_;
+          blocked_since_ = -1;
+          break;
+        case Item::Kind::kReady:
+          runs_[item.bucket].ready = now;
+          live_end_ = std::max(live_end_, (item.bucket / num_buckets_ + 1) * num_buckets_);
+          ChainIssues(item.bucket / num_buckets_);
+          break;
+        case Item::Kind::kBackwardStart:
+          backward_start_[item.iteration] = now;
+          break;
+        case Item::Kind::kIterationEnd:
+          iteration_end_[item.iteration] = now;
+          break;
+      }
+      ++pc_;
+      changed = true;
+    }
+    return changed;
+  }
+
+  // The host nodes issuing the allreduces are chained in bucket order: a bucket is issued when
+  // it is ready and the previous one was issued.
+  void ChainIssues(size_t iteration) {
+    const size_t first = iteration * num_buckets_;
+    for (size_t g = first; g < first + num_buckets_; ++g) {
+      BucketRun& r = runs_[g];
+      if (r.ready == kNever) return;
+      r.issued = g == first ? r.ready : std::max(r.ready, runs_[g - 1].issued);
+    }
+  }
+
+  const std::vector<Item> program_;
+  const std::vector<std::vector<Phase>> phases_;
+  const size_t num_buckets_;
+  const size_t lanes_;
+  const HostSharing host_;
+  const double node_cores_;
+  std::vector<BucketRun> runs_;  // per iteration and bucket
+  std::vector<std::vector<size_t>> lane_queue_;
+  std::vector<size_t> lane_position_;
+  std::vector<double> lane_free_;  // when each lane's last bucket finished
+  size_t first_live_ = 0;          // buckets before it are done
+  size_t live_end_ = 0;            // buckets from it on belong to iterations not yet ready
+  size_t pc_ = 0;                  // the compute stream's current item
+  bool working_ = false;           // the current work item has begun
+  double work_left_ = 0;           // of the current work item, at the traced speed
+  double blocked_since_ = -1;      // when the current wait began; -1: not waiting
+  std::array<double, kIterations> iteration_end_{};
+  std::array<double, kIterations> waited_{};
+  std::array<double, kIterations> backward_start_{};
 };
 
 // The network bandwidth backward asks for at its busiest: the most traffic released (buckets
@@ -132,6 +293,7 @@ double PeakDemand(const std::vector<double>& ready, const std::vector<double>& s
 absl::StatusOr<Projection> Replay(const PlannedGraph& plan, const StepProfile& profile,
                                   const Topology& topology, const ReplayOptions& options) {
   if (absl::Status s = CheckTopology(topology); !s.ok()) return s;
+  if (absl::Status s = CheckHostSharing(options.host); !s.ok()) return s;
   if (options.lanes < 1) {
     return absl::InvalidArgumentError(
         absl::StrCat("--lanes must be at least 1, got ", options.lanes));
@@ -178,55 +340,57 @@ absl::StatusOr<Projection> Replay(const PlannedGraph& plan, const StepProfile& p
     updates_before[bucket.first_reader_step].push_back(b);
     ready_after[bucket.ready_step].push_back(b);
   }
-  out.compute_seconds = profile.overhead_seconds;
-  for (double s : step_seconds) out.compute_seconds += s;
-  for (double u : update_seconds) out.compute_seconds += u;
 
-  // Each iteration depends on the previous one only through the allreduces it waits for, so the
-  // third iteration is already in steady state; a few more make that visible to tests.
-  constexpr int kIterations = 5;
-  CommunicationSim comm(phases, options.lanes);
-  std::vector<double> lane_free(options.lanes, 0);
-  std::vector<double> previous_done;  // per bucket, of the previous iteration
-  std::vector<double> ready(num_buckets);
-  std::vector<double> issued(num_buckets);
-  double t = 0;
-  double previous_end = 0;
+  std::vector<Item> program;
   for (int k = 0; k < kIterations; ++k) {
-    t += profile.overhead_seconds;
-    double waited = 0;
-    double backward_start = t;
+    program.push_back(
+        {.kind = Item::Kind::kWork, .iteration = k, .seconds = profile.overhead_seconds});
     for (size_t s = 0; s < num_steps; ++s) {
       for (size_t b : updates_before[s]) {
-        if (!previous_done.empty() && previous_done[b] > t) {
-          waited += previous_done[b] - t;
-          t = previous_done[b];
+        // The first iteration has no previous allreduce to wait for.
+        if (k > 0) {
+          program.push_back(
+              {.kind = Item::Kind::kWait, .iteration = k, .bucket = (k - 1) * num_buckets + b});
         }
-        t += update_seconds[b];
+        program.push_back(
+            {.kind = Item::Kind::kWork, .iteration = k, .seconds = update_seconds[b]});
       }
-      if (static_cast<int32_t>(s) == plan.first_backward_step) backward_start = t;
-      t += step_seconds[s];
-      for (size_t b : ready_after[s]) ready[b] = t;
+      if (static_cast<int32_t>(s) == plan.first_backward_step) {
+        program.push_back({.kind = Item::Kind::kBackwardStart, .iteration = k});
+      }
+      program.push_back({.kind = Item::Kind::kWork, .iteration = k, .seconds = step_seconds[s]});
+      for (size_t b : ready_after[s]) {
+        program.push_back(
+            {.kind = Item::Kind::kReady, .iteration = k, .bucket = k * num_buckets + b});
+      }
     }
-    // The host nodes issuing the allreduces are chained in bucket order.
-    for (size_t b = 0; b < num_buckets; ++b) {
-      issued[b] = b == 0 ? ready[b] : std::max(ready[b], issued[b - 1]);
-    }
-    previous_done = comm.Run(issued, lane_free);
-    if (k == kIterations - 1) {
-      out.iteration_seconds = t - previous_end;
-      out.exposed_seconds = waited;
-      out.backward_seconds = t - backward_start;
-      out.peak_network_bytes_per_second =
-          PeakDemand(ready, sent, (t - backward_start) * kPeakWindowOfBackward);
-    }
-    previous_end = t;
+    program.push_back({.kind = Item::Kind::kIterationEnd, .iteration = k});
   }
+  // The nodes of a host are alike: each gets an equal part of its cores. A job smaller than a
+  // host fills only part of it.
+  const double node_cores =
+      options.host.host_cores /
+      static_cast<double>(std::min(options.host.nodes_per_host, topology.servers));
+  Simulation sim(std::move(program), phases, options.lanes, options.host, node_cores);
+  if (absl::Status s = sim.Run(); !s.ok()) return s;
+
+  const int last = kIterations - 1;
+  out.iteration_seconds = sim.iteration_end(last) - sim.iteration_end(last - 1);
+  out.exposed_seconds = sim.waited(last);
+  out.compute_seconds = out.iteration_seconds - out.exposed_seconds;
+  out.backward_seconds = sim.iteration_end(last) - sim.backward_start(last);
+  std::vector<double> ready(num_buckets);
+  for (size_t b = 0; b < num_buckets; ++b) ready[b] = sim.ready(last, b);
+  out.peak_network_bytes_per_second =
+      PeakDemand(ready, sent, out.backward_seconds * kPeakWindowOfBackward);
   if (out.backward_seconds > 0) {
     out.backward_network_bytes_per_second = out.network_bytes / out.backward_seconds;
   }
   if (out.iteration_seconds > 0) {
     out.mean_network_bytes_per_second = out.network_bytes / out.iteration_seconds;
+  }
+  if (options.host.enabled()) {
+    out.communication_cpu_seconds = options.host.cpu_seconds_per_sent_byte * out.network_bytes;
   }
   return out;
 }

@@ -72,6 +72,47 @@ TEST_F(ProjectMainTest, FlopsModePrintsATableAndWritesJsonAndATimeTable) {
   EXPECT_EQ(again.out.substr(again.out.find(" nodes")), r.out.substr(r.out.find(" nodes")));
 }
 
+// A CPU-only host: the allreduces' CPU time, read from the link file, comes out of compute.
+TEST_F(ProjectMainTest, HostCoresTakeTheAllreducesCpuFromCompute) {
+  const std::string link = TempDir() + "/link_cpu.txt";
+  std::ofstream(link) << "latency_us 50\nlink_gbps 8\ncpu_us_per_mb 2000\n";
+  const std::vector<std::string> base = {"--graph",
+                                         *graph_path_,
+                                         "--from-flops",
+                                         "--forward-ms",
+                                         "20",
+                                         "--backward-ms",
+                                         "40",
+                                         "--nodes",
+                                         "2",
+                                         "--devices-per-node",
+                                         "1",
+                                         "--intra-node",
+                                         "none",
+                                         "--link-file",
+                                         link,
+                                         "--json",
+                                         TempDir() + "/host.json"};
+  CliRun off = Project(base);
+  ASSERT_EQ(off.code, 0) << off.err;
+  std::vector<std::string> args = base;
+  for (const char* a : {"--host-cores", "2", "--nodes-per-host", "2"}) args.push_back(a);
+  CliRun on = Project(args);
+  ASSERT_EQ(on.code, 0) << on.err;
+  EXPECT_NE(on.out.find("host: 2 cores shared by up to 2 nodes x 1 compute thread"),
+            std::string::npos)
+      << on.out;
+  EXPECT_EQ(off.out.find("host:"), std::string::npos) << off.out;
+  auto iteration_ms = [](const std::string& out) {
+    std::istringstream table(out.substr(out.find("\n     2 ")));
+    int64_t nodes = 0, devices = 0;
+    double ms = 0;
+    table >> nodes >> devices >> ms;
+    return ms;
+  };
+  EXPECT_GT(iteration_ms(on.out), iteration_ms(off.out)) << on.out << off.out;
+}
+
 TEST_F(ProjectMainTest, BadInputNamesTheFlagOrFile) {
   struct Case {
     std::vector<std::string> args;
@@ -114,6 +155,22 @@ TEST_F(ProjectMainTest, BadInputNamesTheFlagOrFile) {
             1,
             "/nonexistent/l.txt"},
            {{"--graph", g, "--frobnicate"}, 2, "--frobnicate"},
+           {{"--graph", g, "--from-flops", "--forward-ms", "1", "--backward-ms", "1",
+             "--host-cores", "2"},
+            2,
+            "--devices-per-node is 8"},
+           {{"--graph", g, "--from-flops", "--forward-ms", "1", "--backward-ms", "1",
+             "--host-cores", "2", "--devices-per-node", "1", "--intra-node", "none"},
+            2,
+            "--cpu-us-per-mb"},
+           {{"--graph", g, "--from-flops", "--forward-ms", "1", "--backward-ms", "1",
+             "--nodes-per-host", "2"},
+            2,
+            "go with --host-cores"},
+           {{"--graph", g, "--from-flops", "--forward-ms", "1", "--backward-ms", "1",
+             "--host-cores", "-1"},
+            2,
+            "--host-cores"},
        }) {
     CliRun r = Project(c.args);
     EXPECT_EQ(r.code, c.code) << r.err;
@@ -164,12 +221,18 @@ TEST(BenchAllreduceMainTest, RanksTimeEverySizeAndRankZeroWritesThem) {
   EXPECT_EQ(codes[0], 0);
   EXPECT_EQ(codes[1], 0);
   std::ifstream in(result);
-  double bytes = 0, seconds = 0;
-  ASSERT_TRUE(in >> bytes >> seconds);
+  // "bytes seconds process_cpu host_cpu" per size; the ranks share this process, so its CPU time
+  // counts both (still at least one rank's). The host's busy time counts whole clock ticks: 0 or
+  // more, or -1 without /proc/stat.
+  double bytes = 0, seconds = 0, cpu_seconds = -1, host_cpu_seconds = -2;
+  ASSERT_TRUE(in >> bytes >> seconds >> cpu_seconds >> host_cpu_seconds);
   EXPECT_EQ(bytes, 4096);
   EXPECT_GT(seconds, 0);
-  ASSERT_TRUE(in >> bytes >> seconds);
+  EXPECT_GE(cpu_seconds, 0);
+  EXPECT_GE(host_cpu_seconds, -1);
+  ASSERT_TRUE(in >> bytes >> seconds >> cpu_seconds >> host_cpu_seconds);
   EXPECT_EQ(bytes, 65536);
+  EXPECT_GT(cpu_seconds, 0);
   EXPECT_FALSE(in >> bytes);
 }
 
