@@ -115,6 +115,9 @@ int Main(int argc, char** argv) {
   flags.Int("replicas-per-node", &config.replicas_per_node,
             "virtual replicas: micro-batches of --batch per step on this node, each with its own "
             "batch-norm statistics, gradients summed before the allreduce");
+  flags.Int("devices-per-node", &config.devices_per_node,
+            "replicas this node process drives, each on its own device: GPUs local-rank x K .. "
+            "+ K-1 (NCCL between all), or K CPU replicas sharing --threads");
   flags.Int("epochs", &config.epochs, "length of the schedule in epochs");
   flags.Int("iters", &config.iters, "stop after this many iterations in all (0: run every epoch)");
   flags.Int("threads", &config.threads, "cores for compute (oneDNN's OpenMP team); default all");
@@ -195,7 +198,7 @@ int Main(int argc, char** argv) {
     return 0;
   }
   if (config.graph_path.empty()) return Fail(kExitUsage, "--graph is required (see --help)");
-  for (auto [name, value] : {std::pair{"batch", config.batch}, {"replicas-per-node", config.replicas_per_node},
+  for (auto [name, value] : {std::pair{"batch", config.batch}, {"replicas-per-node", config.replicas_per_node}, {"devices-per-node", config.devices_per_node},
                              {"epochs", config.epochs},
                              {"threads", config.threads}, {"decode-threads", config.decode_threads}}) {
     if (value < 1) return Fail(kExitUsage, absl::StrCat("--", name, " must be at least 1, got ", value));

@@ -20,6 +20,7 @@
 #include "runtime/dist/collectives.h"
 #include "runtime/train/optimizer.h"
 #include "runtime/trainer/device_graph.h"
+#include "runtime/trainer/local_reduce.h"
 #include "scheduler/buckets.h"
 
 namespace gradflow::runtime {
@@ -53,9 +54,13 @@ class BucketEngine {
   virtual absl::Status MomentumFromHost(const Optimizer& /*optimizer*/) { return absl::OkStatus(); }
 };
 
-// The host engine over `graph`'s host buffers; everything must outlive it.
+// The host engine over `graph`'s host buffers; everything must outlive it. With `local`, the
+// graph is replica `replica` of several in this process and buckets are summed over them first
+// (runtime/trainer/local_reduce.h); `local` then reduces between the nodes.
 std::unique_ptr<BucketEngine> CreateHostBucketEngine(DeviceGraph& graph,
                                                      dist::Collectives& collectives,
-                                                     Optimizer& optimizer);
+                                                     Optimizer& optimizer,
+                                                     LocalReducer* local = nullptr,
+                                                     int replica = 0);
 
 }  // namespace gradflow::runtime

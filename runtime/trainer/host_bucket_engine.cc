@@ -10,8 +10,13 @@ namespace {
 
 class HostBucketEngine final : public BucketEngine {
  public:
-  HostBucketEngine(DeviceGraph& graph, dist::Collectives& collectives, Optimizer& optimizer)
-      : graph_(graph), collectives_(collectives), optimizer_(optimizer) {}
+  HostBucketEngine(DeviceGraph& graph, dist::Collectives& collectives, Optimizer& optimizer,
+                   LocalReducer* local, int replica)
+      : graph_(graph),
+        collectives_(collectives),
+        optimizer_(optimizer),
+        local_(local),
+        replica_(replica) {}
 
   absl::Status Prepare(std::span<const sched::Bucket> buckets) override {
     buckets_.assign(buckets.begin(), buckets.end());
@@ -39,9 +44,11 @@ class HostBucketEngine final : public BucketEngine {
 
   void StartAllreduce(size_t bucket, Done done) override {
     const sched::Bucket& b = buckets_[bucket];
-    collectives_.AllreduceSumRepeated(
-        graph_.Floats(sched::BufferKind::kGradients).subspan(b.begin, b.end - b.begin),
-        static_cast<int>(bucket % collectives_.lanes()), std::move(done));
+    const std::span<float> range =
+        graph_.Floats(sched::BufferKind::kGradients).subspan(b.begin, b.end - b.begin);
+    if (local_ != nullptr) return local_->Contribute(bucket, replica_, range, std::move(done));
+    collectives_.AllreduceSumRepeated(range, static_cast<int>(bucket % collectives_.lanes()),
+                                      std::move(done));
   }
 
   bool update_waits_on_host() const override { return true; }
@@ -58,6 +65,8 @@ class HostBucketEngine final : public BucketEngine {
   DeviceGraph& graph_;
   dist::Collectives& collectives_;
   Optimizer& optimizer_;
+  LocalReducer* const local_;
+  const int replica_;
   std::vector<sched::Bucket> buckets_;
   std::vector<float> accumulated_;  // virtual replicas: the step's running gradient sum
 };
@@ -66,8 +75,9 @@ class HostBucketEngine final : public BucketEngine {
 
 std::unique_ptr<BucketEngine> CreateHostBucketEngine(DeviceGraph& graph,
                                                      dist::Collectives& collectives,
-                                                     Optimizer& optimizer) {
-  return std::make_unique<HostBucketEngine>(graph, collectives, optimizer);
+                                                     Optimizer& optimizer, LocalReducer* local,
+                                                     int replica) {
+  return std::make_unique<HostBucketEngine>(graph, collectives, optimizer, local, replica);
 }
 
 }  // namespace gradflow::runtime

@@ -24,13 +24,18 @@
 #include "runtime/train/checkpoint.h"
 #include "runtime/trainer/device_graph.h"
 #include "runtime/trainer/initialize.h"
+#include "runtime/trainer/local_reduce.h"
+#include "runtime/launch/private_dir.h"
+#include "runtime/dist/rendezvous.h"
 #include "runtime/trainer/train_device.h"
 #include "runtime/trace/gather.h"
 #include "runtime/trace/task_description.h"
 #include "runtime/trace/tracer.h"
 
 #ifdef GRADFLOW_HAVE_CUDA
+#include "runtime/dist/nccl_collectives.h"
 #include "runtime/trainer/cuda/cuda_bucket_engine.h"
+#include "runtime/trainer/cuda/cuda_train_device.h"
 #endif
 
 namespace gradflow::runtime {
@@ -169,13 +174,13 @@ std::string Fingerprint(const TrainerConfig& c, uint64_t graph_hash, ops::Device
   const OptimizerConfig& o = c.optimizer;
   const DistributedConfig& d = c.dist;
   return absl::StrFormat(
-      "graph=%016x nodes=%d replicas_per_node=%d batch=%d epochs=%d iters=%d seed=%d data=%s channels_last=%d "
+      "graph=%016x nodes=%d devices_per_node=%d replicas_per_node=%d batch=%d epochs=%d iters=%d seed=%d data=%s channels_last=%d "
       "lr=%g lr_reference_batch=%d lr_scaling=%d warmup=%d warmup_epochs=%g warmup_start_lr=%g "
       "lr_decay=%d lr_decay_factor=%g lr_milestones=%s momentum=%g nesterov=%d weight_decay=%g "
       "momentum_correction=%d bucket_mb=%g first_layers_bucket_mb=%g lanes=%d allreduce_algorithm=%s timeout=%g tf32=%d "
       "checkpoints=%d checkpoint_every=%d eval_every=%d trace=%d trace_iters=%d:%d device=%s "
       "gpu_collectives=%s",
-      graph_hash, d.nodes, c.replicas_per_node, c.batch, c.epochs, c.iters, c.seed, c.data, c.channels_last,
+      graph_hash, d.nodes, c.devices_per_node, c.replicas_per_node, c.batch, c.epochs, c.iters, c.seed, c.data, c.channels_last,
       lr.base_lr, lr.reference_batch, static_cast<int>(lr.scaling), static_cast<int>(lr.warmup),
       lr.warmup_epochs, lr.warmup_start_lr, static_cast<int>(lr.decay), lr.decay_factor,
       absl::StrJoin(lr.milestones, ","), o.momentum, o.nesterov, o.weight_decay,
@@ -199,7 +204,24 @@ class Trainer {
   // evaluation and checkpoints see one model. Collective: every node calls it at the same point.
   absl::Status Settle();
   bool root() const { return config_.dist.rank == 0; }
-  int64_t GlobalBatch() const { return config_.batch * config_.replicas_per_node * config_.dist.nodes; }
+  int64_t Devices() const { return config_.devices_per_node; }
+  std::vector<TrainDevice*> AllDevices() {
+    std::vector<TrainDevice*> all = {device_.get()};
+    for (Replica& r : others_) all.push_back(r.device.get());
+    return all;
+  }
+  int64_t GlobalBatch() const {
+    return config_.batch * config_.replicas_per_node * Devices() * config_.dist.nodes;
+  }
+  // Replica 0's parameters, BN statistics and momentum into every other replica of this process.
+  absl::Status CopyToLocalReplicas();
+  // One micro-batch on every device of this process at once; the first error wins.
+  absl::Status RunAllDevices();
+#ifdef GRADFLOW_HAVE_CUDA
+  // --devices-per-node > 1 on GPUs: one NCCL rank per device (node x K + k of nodes x K),
+  // created together as NCCL requires of one process driving several GPUs.
+  absl::Status ConnectLocalGpus();
+#endif
   void Progress(int64_t iteration, int64_t epoch, double loss, double top1, double images_per_s,
                 double lr, bool final_line);
 
@@ -219,7 +241,23 @@ class Trainer {
   Io eval_io_;
   std::unique_ptr<data::BatchLoader> loader_;
   std::unique_ptr<ReplicaGroup> group_;
+  // --devices-per-node > 1: what reduces the replicas' buckets together (CPU) or the NCCL
+  // communicators of every device (GPU). Declared before the syncs that use them.
+  std::unique_ptr<LocalReducer> local_reducer_;
+  std::unique_ptr<dist::Store> device_store_;
+#ifdef GRADFLOW_HAVE_CUDA
+  std::vector<std::unique_ptr<dist::NcclCollectives>> nccl_;
+#endif
   std::unique_ptr<GradientSync> sync_;
+  // Replicas 1.. of this process; replica 0 is the members above.
+  struct Replica {
+    std::unique_ptr<TrainDevice> device;
+    std::unique_ptr<DeviceGraph> train;
+    Io io;
+    std::optional<Optimizer> optimizer;
+    std::unique_ptr<GradientSync> sync;
+  };
+  std::vector<Replica> others_;
   bool settled_ = true;  // no update pending and BN statistics averaged since the last iteration
   std::optional<LrSchedule> schedule_;
   std::optional<Optimizer> optimizer_;
@@ -239,16 +277,21 @@ absl::Status Trainer::Setup() {
         config_.graph_path, ": not a training graph (no gradients); compile it with modelc"));
   }
 
-  const int threads = config_.threads > 0 ? static_cast<int>(config_.threads)
-                                          : static_cast<int>(std::thread::hardware_concurrency());
+  const int all_threads = config_.threads > 0 ? static_cast<int>(config_.threads)
+                                              : static_cast<int>(std::thread::hardware_concurrency());
+  // Replicas on the CPU share the node's cores.
+  const int threads = std::max(1, all_threads / static_cast<int>(Devices()));
   absl::StatusOr<DeviceChoice> choice = ParseDeviceChoice(config_.device);
   if (!choice.ok()) return choice.status();
   // One GPU per node process: a launcher's local rank picks it, or the node rank on one host.
   const int gpus = UsableGpus();
   const int64_t local = config_.local_rank >= 0 ? config_.local_rank : config_.dist.rank;
+  // One GPU per replica: a node process with K devices takes GPUs local x K .. local x K + K-1.
+  auto gpu_of = [&](int64_t k) {
+    return gpus > 0 ? static_cast<int>((local * Devices() + k) % gpus) : 0;
+  };
   absl::StatusOr<std::unique_ptr<TrainDevice>> device =
-      CreateTrainDevice(*choice, threads,
-                        gpus > 0 ? static_cast<int>(local % gpus) : 0, config_.tf32);
+      CreateTrainDevice(*choice, threads, gpu_of(0), config_.tf32);
   if (!device.ok()) return device.status();
   device_ = *std::move(device);
 
@@ -267,6 +310,20 @@ absl::Status Trainer::Setup() {
   absl::StatusOr<Io> eval_io = FindIo(*eval_);
   if (!eval_io.ok()) return eval_io.status();
   eval_io_ = *eval_io;
+  for (int64_t k = 1; k < Devices(); ++k) {
+    Replica r;
+    absl::StatusOr<std::unique_ptr<TrainDevice>> other =
+        CreateTrainDevice(*choice, threads, gpu_of(k), config_.tf32);
+    if (!other.ok()) return other.status();
+    r.device = *std::move(other);
+    absl::StatusOr<std::unique_ptr<DeviceGraph>> graph_k = DeviceGraph::Create(graph_, options, *r.device);
+    if (!graph_k.ok()) return graph_k.status();
+    r.train = *std::move(graph_k);
+    absl::StatusOr<Io> io = FindIo(*r.train);
+    if (!io.ok()) return io.status();
+    r.io = *io;
+    others_.push_back(std::move(r));
+  }
 
   const graph::Shape& in = train_io_.input.shape;
   data::DataSpecOptions spec{.graph_input = {in[1], in[2], in[3]},
@@ -288,7 +345,7 @@ absl::Status Trainer::Setup() {
       dataset_, {.split = data::Split::kTrain,
                  .world_size = static_cast<int32_t>(config_.dist.nodes),
                  .rank = static_cast<int32_t>(config_.dist.rank),
-                 .per_replica_batch = config_.batch * config_.replicas_per_node,
+                 .per_replica_batch = config_.batch * config_.replicas_per_node * Devices(),
                  .seed = config_.seed,
                  .decode_threads = static_cast<int>(config_.decode_threads),
                  .prefetch_batches = static_cast<int>(config_.prefetch)});
@@ -304,12 +361,14 @@ absl::Status Trainer::Setup() {
   // The allreduce sums the replicas' mean gradients; 1/n makes that the global batch's mean, so the
   // loss is normalized by the global batch (sec. 2.2 of the paper).
   OptimizerConfig optimizer_config = config_.optimizer;
-  optimizer_config.grad_scale /= static_cast<float>(config_.dist.nodes * config_.replicas_per_node);
+  optimizer_config.grad_scale /=
+      static_cast<float>(config_.dist.nodes * config_.replicas_per_node * Devices());
   absl::StatusOr<Optimizer> optimizer = Optimizer::Create(
       optimizer_config, static_cast<int64_t>(train_->Floats(sched::BufferKind::kParameters).size()),
       train_->plan().sgd_segments);
   if (!optimizer.ok()) return optimizer.status();
   optimizer_ = *std::move(optimizer);
+  for (Replica& r : others_) r.optimizer = *optimizer_;  // each replica updates its own momentum
 
   // The nodes meet only now, after the slow part of the setup (kernel preparation), so that the
   // first collectives do not wait out a slower node's setup against the collective timeout.
@@ -326,28 +385,52 @@ absl::Status Trainer::Setup() {
       .bucket_bytes = std::max<int64_t>(1, static_cast<int64_t>(config_.dist.bucket_mb * (1 << 20))),
       .first_layers_bucket_bytes =
           static_cast<int64_t>(config_.dist.first_layers_bucket_mb * (1 << 20))};
-  absl::StatusOr<std::unique_ptr<GradientSync>> sync;
-  if (device_->type() == ops::DeviceType::kCpu) {
-    sync = GradientSync::Attach(*train_, group_->collectives(), *optimizer_, sync_options);
-  } else {
+  if (device_->type() == ops::DeviceType::kCpu && Devices() > 1) {
+    local_reducer_ = std::make_unique<LocalReducer>(static_cast<int>(Devices()), group_->collectives());
+  }
+#ifdef GRADFLOW_HAVE_CUDA
+  if (device_->type() == ops::DeviceType::kCuda && Devices() > 1) {
+    if (absl::Status s = ConnectLocalGpus(); !s.ok()) return s;
+  }
+#endif
+  auto attach = [&](int64_t k, TrainDevice& on, DeviceGraph& graph_k,
+                    Optimizer& optimizer_k) -> absl::StatusOr<std::unique_ptr<GradientSync>> {
+    if (on.type() == ops::DeviceType::kCpu) {
+      return GradientSync::Attach(
+          graph_k,
+          CreateHostBucketEngine(graph_k, group_->collectives(), optimizer_k, local_reducer_.get(),
+                                 static_cast<int>(k)),
+          optimizer_k, sync_options);
+    }
 #ifdef GRADFLOW_HAVE_CUDA
     absl::StatusOr<std::unique_ptr<BucketEngine>> engine = CreateCudaBucketEngine(
-        *device_, *train_, *group_, *optimizer_,
+        on, graph_k, *group_, optimizer_k,
         {.collectives = config_.gpu_collectives,
          .local_nodes = static_cast<int>(config_.local_nodes > 0 ? config_.local_nodes : config_.dist.nodes),
          .lanes = static_cast<int>(config_.dist.lanes),
          .timeout = std::chrono::milliseconds(
-             static_cast<int64_t>(config_.dist.timeout_seconds * 1000))});
+             static_cast<int64_t>(config_.dist.timeout_seconds * 1000)),
+         .nccl = nccl_.empty() ? nullptr : nccl_[k].get()});
     if (!engine.ok()) return engine.status();
-    sync = GradientSync::Attach(*train_, *std::move(engine), *optimizer_, sync_options);
+    return GradientSync::Attach(graph_k, *std::move(engine), optimizer_k, sync_options);
 #else
+    (void)k;
     return absl::InternalError("a GPU device in a build without CUDA");
 #endif
-  }
+  };
+  absl::StatusOr<std::unique_ptr<GradientSync>> sync = attach(0, *device_, *train_, *optimizer_);
   if (!sync.ok()) return sync.status();
   sync_ = *std::move(sync);
   if (absl::Status s = train_->Start(); !s.ok()) return s;
   sync_->ObserveExecutor();
+  for (size_t k = 0; k < others_.size(); ++k) {
+    Replica& r = others_[k];
+    absl::StatusOr<std::unique_ptr<GradientSync>> sync_k =
+        attach(static_cast<int64_t>(k + 1), *r.device, *r.train, *r.optimizer);
+    if (!sync_k.ok()) return sync_k.status();
+    r.sync = *std::move(sync_k);
+    if (absl::Status s = r.train->Start(); !s.ok()) return s;
+  }
   if (!config_.trace_path.empty()) {
     absl::StatusOr<trace::TaskGraphDescription> description =
         trace::DescribeTaskGraph(*train_, sync_.get());
@@ -371,6 +454,73 @@ absl::Status Trainer::Setup() {
   return eval_->Start();
 }
 
+#ifdef GRADFLOW_HAVE_CUDA
+absl::Status Trainer::ConnectLocalGpus() {
+  dist::Store* store = group_->store();
+  if (store == nullptr) {
+    // One node: its GPUs still need a place to exchange NCCL's unique ids.
+    absl::StatusOr<std::string> dir = launch::MakePrivateDirectory("gradflow-gpus");
+    if (!dir.ok()) return dir.status();
+    absl::StatusOr<dist::RendezvousSpec> spec = dist::ParseRendezvous(absl::StrCat("file://", *dir));
+    if (!spec.ok()) return spec.status();
+    absl::StatusOr<std::unique_ptr<dist::Store>> opened = dist::Store::Open(
+        *spec, "gpus",
+        std::chrono::milliseconds(static_cast<int64_t>(config_.dist.timeout_seconds * 1000)));
+    if (!opened.ok()) return opened.status();
+    device_store_ = *std::move(opened);
+    store = device_store_.get();
+  }
+  std::vector<int> gpus;
+  for (TrainDevice* d : AllDevices()) gpus.push_back(CudaContextOf(*d)->device());
+  absl::StatusOr<std::vector<std::unique_ptr<dist::NcclCollectives>>> nccl =
+      dist::CreateNcclCollectivesForDevices(
+          *store, static_cast<int>(config_.dist.rank * Devices()),
+          static_cast<int>(config_.dist.nodes * Devices()), gpus,
+          {.lanes = static_cast<int>(config_.dist.lanes),
+           .timeout = std::chrono::milliseconds(
+               static_cast<int64_t>(config_.dist.timeout_seconds * 1000)),
+           .key_prefix = "nccl/devices"});
+  if (!nccl.ok()) return nccl.status();
+  nccl_ = *std::move(nccl);
+  return absl::OkStatus();
+}
+#endif
+
+absl::Status Trainer::CopyToLocalReplicas() {
+  if (others_.empty()) return absl::OkStatus();
+  if (absl::Status s = sync_->engine().MomentumToHost(*optimizer_); !s.ok()) return s;
+  for (sched::BufferKind kind : {sched::BufferKind::kParameters, sched::BufferKind::kState}) {
+    absl::StatusOr<std::vector<float>> values = train_->Download(kind);
+    if (!values.ok()) return values.status();
+    for (Replica& r : others_) {
+      if (absl::Status s = r.train->Upload(kind, *values); !s.ok()) return s;
+    }
+  }
+  for (Replica& r : others_) {
+    if (absl::Status s = r.optimizer->Restore(optimizer_->momentum(), optimizer_->previous_lr());
+        !s.ok()) {
+      return s;
+    }
+    if (absl::Status s = r.sync->engine().MomentumFromHost(*r.optimizer); !s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Trainer::RunAllDevices() {
+  if (others_.empty()) return train_->Run();
+  std::vector<absl::Status> statuses(others_.size());
+  std::vector<std::thread> threads;
+  for (size_t k = 0; k < others_.size(); ++k) {
+    threads.emplace_back([this, k, &statuses] { statuses[k] = others_[k].train->Run(); });
+  }
+  absl::Status first = train_->Run();
+  for (std::thread& t : threads) t.join();
+  for (const absl::Status& s : statuses) {
+    if (first.ok() && !s.ok()) first = s;
+  }
+  return first;
+}
+
 absl::Status Trainer::InitializeOrResume() {
   const graph::Graph& g = train_->graph();
   for (const graph::Tensor& t : g.tensors) {
@@ -390,7 +540,8 @@ absl::Status Trainer::InitializeOrResume() {
     if (absl::Status s = train_->Upload(kind, *values); !s.ok()) return s;
   }
   if (absl::Status s = group_->BroadcastFromRoot(optimizer_->mutable_momentum()); !s.ok()) return s;
-  return sync_->engine().MomentumFromHost(*optimizer_);
+  if (absl::Status s = sync_->engine().MomentumFromHost(*optimizer_); !s.ok()) return s;
+  return CopyToLocalReplicas();
 }
 
 absl::Status Trainer::Resume() {
@@ -427,6 +578,10 @@ absl::Status Trainer::Resume() {
 absl::Status Trainer::Settle() {
   if (settled_) return absl::OkStatus();
   if (absl::Status s = sync_->Flush(); !s.ok()) return s;
+  for (Replica& r : others_) {
+    if (absl::Status s = r.sync->Flush(); !s.ok()) return s;
+  }
+  // The mean over this process's replicas, then over the nodes (every node has as many).
   const graph::Graph& g = train_->graph();
   for (const graph::Tensor& t : g.tensors) {
     if (t.role != graph::TensorRole::kState) continue;
@@ -434,8 +589,21 @@ absl::Status Trainer::Settle() {
     if (!ref.ok()) continue;
     std::vector<float> values(static_cast<size_t>(ref->num_elements()));
     if (absl::Status s = train_->Download(*ref, values); !s.ok()) return s;
+    std::vector<float> other(values.size());
+    for (Replica& r : others_) {
+      absl::StatusOr<ops::TensorRef> ref_k = r.train->Tensor(t.name);
+      if (!ref_k.ok()) return ref_k.status();
+      if (absl::Status s = r.train->Download(*ref_k, other); !s.ok()) return s;
+      for (size_t i = 0; i < values.size(); ++i) values[i] += other[i];
+    }
+    for (float& v : values) v /= static_cast<float>(Devices());
     if (absl::Status s = group_->Average(values); !s.ok()) return s;
     if (absl::Status s = train_->Upload(*ref, values); !s.ok()) return s;
+    for (Replica& r : others_) {
+      absl::StatusOr<ops::TensorRef> ref_k = r.train->Tensor(t.name);
+      if (!ref_k.ok()) return ref_k.status();
+      if (absl::Status s = r.train->Upload(*ref_k, values); !s.ok()) return s;
+    }
   }
   settled_ = true;
   return absl::OkStatus();
@@ -563,9 +731,11 @@ absl::StatusOr<TrainSummary> Trainer::Run() {
                             device_->Describe(), schedule_->Describe());
     const int64_t gradient_bytes = train_->Floats(sched::BufferKind::kGradients).size_bytes();
     out_ << absl::StrFormat(
-        "data-parallel: %d node%s x %d replica%s x batch %d, %d gradient bucket%s (%.1f MB of %.1f "
-        "MB each at most)\n",
-        group_->size(), group_->size() > 1 ? "s" : "", config_.replicas_per_node,
+        "data-parallel: %d node%s x %s%d replica%s x batch %d, %d gradient bucket%s (%.1f MB of "
+        "%.1f MB each at most)\n",
+        group_->size(), group_->size() > 1 ? "s" : "",
+        Devices() > 1 ? absl::StrCat(Devices(), " devices x ") : std::string(),
+        config_.replicas_per_node,
         config_.replicas_per_node > 1 ? "s" : "", config_.batch, sync_->buckets().size(),
         sync_->buckets().size() > 1 ? "s" : "", gradient_bytes / 1048576.0, config_.dist.bucket_mb);
   }
@@ -594,26 +764,46 @@ absl::StatusOr<TrainSummary> Trainer::Run() {
     // micro-batch (its own BN statistics), and the last one's run reduces the summed gradients.
     double loss = 0;
     Correct c;
+    // With several devices, device k takes the next K x b images of the node's share.
+    for (Replica& r : others_) {
+      if (absl::Status s = r.optimizer->BeginStep(lr); !s.ok()) return s;
+    }
     const int replicas = static_cast<int>(config_.replicas_per_node);
+    const int64_t per_example = train_io_.input.num_elements() / config_.batch;
     for (int micro = 0; micro < replicas; ++micro) {
-      data::Batch part = *batch;
-      part.size = config_.batch;
-      part.images = batch->images + micro * config_.batch * (train_io_.input.num_elements() / config_.batch);
-      part.labels = batch->labels + micro * config_.batch;
-      if (absl::Status s = Feed(part, train_io_, *device_); !s.ok()) return s;
-      sync_->SetMicroBatch(micro, replicas);
-      if (absl::Status s = train_->Run(); !s.ok()) return s;
-      settled_ = false;
-      if (absl::Status s = ReadOutputs(train_io_, *device_); !s.ok()) return s;
-      const double part_loss = train_io_.host_loss;
-      if (!std::isfinite(part_loss)) {
-        return absl::InternalError(absl::StrCat("loss is ", part_loss, " at iteration ", it,
-                                                " (lr ", lr, "): training diverged"));
+      std::vector<data::Batch> parts;
+      for (int64_t k = 0; k < Devices(); ++k) {
+        data::Batch part = *batch;
+        const int64_t first = (k * replicas + micro) * config_.batch;
+        part.size = config_.batch;
+        part.images = batch->images + first * per_example;
+        part.labels = batch->labels + first;
+        parts.push_back(part);
       }
-      loss += part_loss / replicas;
-      const Correct part_correct = CountCorrect(train_io_, part.labels, part.size);
-      c.top1 += part_correct.top1;
-      c.top5 += part_correct.top5;
+      if (absl::Status s = Feed(parts[0], train_io_, *device_); !s.ok()) return s;
+      sync_->SetMicroBatch(micro, replicas);
+      for (size_t k = 0; k < others_.size(); ++k) {
+        Replica& r = others_[k];
+        if (absl::Status s = Feed(parts[k + 1], r.io, *r.device); !s.ok()) return s;
+        r.sync->SetMicroBatch(micro, replicas);
+      }
+      if (absl::Status s = RunAllDevices(); !s.ok()) return s;
+      settled_ = false;
+      for (int64_t k = 0; k < Devices(); ++k) {
+        Io& io = k == 0 ? train_io_ : others_[k - 1].io;
+        if (absl::Status s = ReadOutputs(io, k == 0 ? *device_ : *others_[k - 1].device); !s.ok()) {
+          return s;
+        }
+        const double part_loss = io.host_loss;
+        if (!std::isfinite(part_loss)) {
+          return absl::InternalError(absl::StrCat("loss is ", part_loss, " at iteration ", it,
+                                                  " (lr ", lr, "): training diverged"));
+        }
+        loss += part_loss / (replicas * Devices());
+        const Correct part_correct = CountCorrect(io, parts[k].labels, parts[k].size);
+        c.top1 += part_correct.top1;
+        c.top5 += part_correct.top5;
+      }
     }
     if (tracer_ != nullptr) {
       tracer_->OnIteration(train_->executor().iterations(), step_start, Clock::now(), batch->size);
@@ -678,6 +868,14 @@ absl::StatusOr<TrainSummary> Trainer::Run() {
   absl::StatusOr<std::vector<float>> parameters = train_->Download(sched::BufferKind::kParameters);
   if (!parameters.ok()) return parameters.status();
   if (absl::Status s = group_->CheckIdenticalToRoot(*parameters, "parameters"); !s.ok()) return s;
+  for (size_t k = 0; k < others_.size(); ++k) {
+    absl::StatusOr<std::vector<float>> mine = others_[k].train->Download(sched::BufferKind::kParameters);
+    if (!mine.ok()) return mine.status();
+    if (Checksum(*mine) != Checksum(*parameters)) {
+      return absl::InternalError(absl::StrCat("device ", k + 1, " of node ", group_->rank(),
+                                              " ended with other parameters than device 0"));
+    }
+  }
   summary.parameter_checksum = Checksum(*parameters);
   if (tracer_ != nullptr) {
     if (absl::Status s = trace::WriteMergedTrace(group_->collectives(), *tracer_, clock_offset_us_,

@@ -22,6 +22,9 @@ struct TrainerConfig {
   // Virtual replicas: micro-batches of `batch` run one after another per step, each with its own
   // BN statistics, their gradients summed before the allreduce (global batch = nodes x K x batch).
   int64_t replicas_per_node = 1;
+  // Replicas of this node process, each on its own device (GPUs local_rank x K ... + K-1; on the
+  // CPU K replicas sharing `threads`): buckets are summed over them, then across the nodes.
+  int64_t devices_per_node = 1;
   int64_t epochs = 90;  // the paper's schedule length
   int64_t iters = 0;    // > 0: stop after this many iterations in all (the schedule still spans epochs)
   int64_t threads = 0;  // 0: every core

@@ -139,6 +139,17 @@ TEST_F(CudaTrainingTest, TwoGpusReduceBucketsWithNccl) {
   ExpectTwoNodesTakeTheCpusSteps("nccl");
 }
 
+TEST_F(CudaTrainingTest, OneProcessDrivesTwoGpusThroughNccl) {
+  REQUIRE_GPUS(2);
+  const std::vector<float> cpu = CpuReference(8, 4);
+  const ProcessResult gpu =
+      Runtime(With(TrainArgs(graph_, 4, 4, dir_ + "/devices"),
+                   {"--device", "cuda", "--devices-per-node", "2", "--bucket-mb", "0.05"}));
+  ASSERT_EQ(gpu.exit_code, 0) << gpu.err << gpu.out;
+  EXPECT_THAT(gpu.out, HasSubstr("2 devices x "));
+  EXPECT_LT(RelativeError(FinalParameters(dir_ + "/devices", 4), cpu), 1e-4);
+}
+
 TEST_F(CudaTrainingTest, AGpuRunResumesFromItsCheckpoint) {
   REQUIRE_GPUS(1);
   const ProcessResult first =

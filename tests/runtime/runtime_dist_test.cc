@@ -145,6 +145,35 @@ TEST(RuntimeDistTest, VirtualReplicasTakeTheSameStepsAsRealNodes) {
   EXPECT_GT(RelativeError(FinalParameters(dir + "/one", iters), real), 1e-4);
 }
 
+// One node process driving several devices (--devices-per-node, here CPU replicas sharing the
+// cores): each device normalizes its own share and the buckets are summed over the devices,
+// then across nodes, so 1 x 4 devices and 2 x 2 take the steps of 4 real nodes.
+TEST(RuntimeDistTest, DevicesOfOneProcessTakeTheSameStepsAsRealNodes) {
+  const std::string dir = data_testing::FreshTempDir("dist-devices");
+  const std::string graph = Compile(dir, "resnet-fmnist");  // with batch norm
+  const int64_t iters = 3;
+  auto run = [&](const std::string& name, int nodes, int devices) {
+    const ProcessResult r = Runtime(With(
+        TrainArgs(graph, 2, iters), {"--nodes", std::to_string(nodes), "--devices-per-node",
+                                     std::to_string(devices), "--bucket-mb", "0.05",
+                                     "--checkpoint-dir", dir + "/" + name}));
+    EXPECT_EQ(r.exit_code, 0) << r.err << r.out;
+    if (devices > 1) {
+      EXPECT_THAT(r.out, HasSubstr(std::to_string(devices) + " devices x "));
+    }
+    return FinalParameters(dir + "/" + name, iters);
+  };
+  const std::vector<float> real = run("real", 4, 1);
+  const std::vector<float> devices_only = run("devices", 1, 4);
+  const std::vector<float> mixed = run("mixed", 2, 2);
+  ASSERT_FALSE(real.empty());
+  EXPECT_LT(RelativeError(devices_only, real), 1e-5);
+  EXPECT_LT(RelativeError(mixed, real), 1e-5);
+  const ProcessResult one = Runtime(With(TrainArgs(graph, 8, iters), {"--checkpoint-dir", dir + "/one"}));
+  ASSERT_EQ(one.exit_code, 0) << one.err;
+  EXPECT_GT(RelativeError(FinalParameters(dir + "/one", iters), real), 1e-4);
+}
+
 // Tracing across nodes through the CLI: node 0 writes one merged file that a real JSON parser
 // (Python's) accepts and that satisfies the trace checker (nesting, flows, named threads, every
 // gradient in exactly one bucket allreduce per traced iteration).

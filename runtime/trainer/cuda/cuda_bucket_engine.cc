@@ -60,12 +60,16 @@ class CudaBucketEngine final : public BucketEngine {
     absl::StatusOr<float*> momentum = AllocateZeroed(elements_);
     if (!momentum.ok()) return momentum.status();
     momentum_ = *momentum;
-    if (reduction_ == Reduction::kNccl) {
+    if (options.nccl != nullptr) {
+      nccl_ = options.nccl;
+      lanes_ = options.lanes;
+    } else if (reduction_ == Reduction::kNccl) {
       absl::StatusOr<std::unique_ptr<dist::NcclCollectives>> nccl = dist::CreateNcclCollectives(
           *group.store(), group.rank(), group.size(), cuda_.device(),
           {.lanes = lanes_, .timeout = options.timeout, .key_prefix = "nccl/gradients"});
       if (!nccl.ok()) return nccl.status();
-      nccl_ = *std::move(nccl);
+      own_nccl_ = *std::move(nccl);
+      nccl_ = own_nccl_.get();
     } else if (reduction_ == Reduction::kStagedGloo) {
       gloo_ = &group.collectives();
       lanes_ = gloo_->lanes();
@@ -171,10 +175,10 @@ class CudaBucketEngine final : public BucketEngine {
     }
     staging_stream_->EnqueueHostCallback([this, bucket, host, grads, n, lane, done]() mutable {
       gloo_->AllreduceSumRepeated({host, n}, lane,
-                          [this, bucket, host, grads, n, done](absl::Status status) {
-                            if (status.ok()) status = CopyBack(bucket, grads, host, n);
-                            done(status);
-                          });
+                                  [this, bucket, host, grads, n, done](absl::Status status) {
+                                    if (status.ok()) status = CopyBack(bucket, grads, host, n);
+                                    done(status);
+                                  });
     });
   }
 
@@ -248,7 +252,8 @@ class CudaBucketEngine final : public BucketEngine {
   std::vector<std::unique_ptr<CudaEvent>> reduced_;  // the bucket's sum is in the gradients
   float* momentum_ = nullptr;                        // device, the whole flat buffer
   float* accumulated_ = nullptr;                     // device, virtual replicas only
-  std::unique_ptr<dist::NcclCollectives> nccl_;
+  std::unique_ptr<dist::NcclCollectives> own_nccl_;
+  dist::NcclCollectives* nccl_ = nullptr;  // own_nccl_ or the caller's
   dist::Collectives* gloo_ = nullptr;
   std::unique_ptr<ops::cuda::CudaStream> staging_stream_;
   float* pinned_ = nullptr;  // host-staged buckets, at their offsets in the flat buffer
@@ -266,7 +271,14 @@ absl::StatusOr<std::unique_ptr<BucketEngine>> CreateCudaBucketEngine(
     return absl::InvalidArgumentError("the CUDA bucket engine needs a CUDA device");
   }
   Reduction reduction = Reduction::kNone;
-  if (group.size() > 1) {
+  if (options.nccl != nullptr) {
+    if (options.collectives == "gloo") {
+      return absl::InvalidArgumentError(
+          "--gpu-collectives gloo serves one GPU per node process; with --devices-per-node > 1 "
+          "the GPUs reduce through NCCL");
+    }
+    reduction = Reduction::kNccl;
+  } else if (group.size() > 1) {
     if (options.collectives == "nccl") {
       reduction = Reduction::kNccl;
     } else if (options.collectives == "gloo") {

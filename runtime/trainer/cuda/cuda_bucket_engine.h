@@ -17,6 +17,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "runtime/dist/nccl_collectives.h"
 #include "runtime/train/optimizer.h"
 #include "runtime/trainer/bucket_engine.h"
 #include "runtime/trainer/device_graph.h"
@@ -32,6 +33,9 @@ struct CudaBucketEngineOptions {
   int local_nodes = 1;
   int lanes = 2;
   std::chrono::milliseconds timeout{300000};
+  // Several GPUs in this process (--devices-per-node): this device's NCCL rank among all of the
+  // job's GPUs, made by the caller with the others (not owned). Null: one GPU per process.
+  dist::NcclCollectives* nccl = nullptr;
 };
 
 // `device` must be a CUDA device (CreateCudaTrainDevice) and `graph` made on it; the group's
