@@ -1,8 +1,11 @@
 // The CPU as a training device: oneDNN kernels on a CpuStream whose thread owns the OpenMP team,
 // buffers in host memory. The stream is idle between iterations (the executor's Run returns when
 // it has finished), so copies are plain memcpy on the calling thread.
+#include <array>
+#include <cstddef>
 #include <cstring>
 #include <thread>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "ops/cpu/cpu_context.h"
@@ -44,9 +47,25 @@ class CpuTrainDevice final : public TrainDevice {
     return absl::OkStatus();
   }
 
+  absl::Status Stage(int slot, const void* host, size_t bytes) override {
+    std::vector<std::byte>& staged = staged_[slot];
+    staged.resize(bytes);
+    std::memcpy(staged.data(), host, bytes);
+    return absl::OkStatus();
+  }
+  absl::Status ConsumeStaged(int slot, void* device, size_t bytes) override {
+    if (staged_[slot].size() != bytes) {
+      return absl::InternalError(absl::StrCat("staging slot ", slot, " holds ",
+                                              staged_[slot].size(), " bytes, not ", bytes));
+    }
+    std::memcpy(device, staged_[slot].data(), bytes);
+    return absl::OkStatus();
+  }
+
  private:
   std::unique_ptr<ops::cpu::CpuContext> context_;
   sched::CpuStream stream_;
+  std::array<std::vector<std::byte>, 2> staged_;
 };
 
 }  // namespace

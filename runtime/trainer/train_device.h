@@ -41,6 +41,14 @@ class TrainDevice {
   virtual absl::Status CopyOnDevice(void* to, const void* from, size_t bytes) = 0;
   // Waits for the compute stream, then copies.
   virtual absl::Status Download(void* host, const void* device, size_t bytes) = 0;
+
+  // Prefetching the next batch while an iteration runs: Stage copies host data into staging slot
+  // `slot` (0 or 1) now, beside the compute stream (on a GPU: pinned memory, then a copy stream
+  // into device memory), and may be called from another thread than the one running the
+  // iteration. ConsumeStaged then lands it in `device`, in compute-stream order, between
+  // iterations. A slot holds one staged copy at a time.
+  virtual absl::Status Stage(int slot, const void* host, size_t bytes) = 0;
+  virtual absl::Status ConsumeStaged(int slot, void* device, size_t bytes) = 0;
   // After an iteration: bad data a kernel met on the device (a label out of range), naming it.
   virtual absl::Status TakeDeviceError() { return absl::OkStatus(); }
   // The most device memory allocated at once so far; -1 where the host's memory is the device's.

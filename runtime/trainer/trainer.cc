@@ -217,6 +217,17 @@ class Trainer {
   absl::Status CopyToLocalReplicas();
   // One micro-batch on every device of this process at once; the first error wins.
   absl::Status RunAllDevices();
+  // The next training batch, fetched while an iteration runs: its inputs staged on the device,
+  // its labels copied (the loader's view ends at the next Next()), and the loader's position
+  // after it. Errors are kept for the iteration that would have used it.
+  struct Prefetched {
+    bool ready = false;
+    absl::Status status;
+    data::Batch batch;
+    std::vector<int32_t> labels;
+    data::LoaderState after;
+  };
+  Prefetched FetchAhead();
 #ifdef GRADFLOW_HAVE_CUDA
   // --devices-per-node > 1 on GPUs: one NCCL rank per device (node x K + k of nodes x K),
   // created together as NCCL requires of one process driving several GPUs.
@@ -262,6 +273,7 @@ class Trainer {
   std::optional<LrSchedule> schedule_;
   std::optional<Optimizer> optimizer_;
   int64_t start_iteration_ = 0;
+  data::LoaderState position_;  // the loader after the last batch trained on (checkpoints)
   std::string last_checkpoint_;
 };
 
@@ -521,6 +533,29 @@ absl::Status Trainer::RunAllDevices() {
   return first;
 }
 
+Trainer::Prefetched Trainer::FetchAhead() {
+  Prefetched p;
+  p.ready = true;
+  absl::StatusOr<data::Batch> next = loader_->Next();
+  if (!next.ok()) {
+    p.status = next.status();
+    return p;
+  }
+  p.batch = *next;
+  p.after = loader_->State();
+  p.labels.assign(next->labels, next->labels + next->size);
+  const size_t image_bytes = train_io_.input.bytes() / train_io_.input.shape[0] * next->size;
+  const size_t label_bytes = sizeof(int32_t) * next->size;
+  if (image_bytes != train_io_.input.bytes() || label_bytes != train_io_.labels.bytes()) {
+    p.status = absl::InternalError(absl::StrCat("a training batch of ", next->size, " images for a graph of ",
+                                                train_io_.input.shape[0]));
+    return p;
+  }
+  p.status = device_->Stage(0, next->images, image_bytes);
+  if (p.status.ok()) p.status = device_->Stage(1, next->labels, label_bytes);
+  return p;
+}
+
 absl::Status Trainer::InitializeOrResume() {
   const graph::Graph& g = train_->graph();
   for (const graph::Tensor& t : g.tensors) {
@@ -613,7 +648,8 @@ absl::Status Trainer::SaveCheckpoint(int64_t completed) {
   if (config_.checkpoint_dir.empty()) return absl::OkStatus();
   if (absl::Status s = Settle(); !s.ok()) return s;
   if (!root()) return absl::OkStatus();  // one writer; every node holds the same model now
-  const std::vector<uint8_t> loader_state = EncodeLoaderState(loader_->State());
+  // The position after the last batch trained on, not after one fetched ahead.
+  const std::vector<uint8_t> loader_state = EncodeLoaderState(position_);
   absl::StatusOr<std::vector<float>> parameters = train_->Download(sched::BufferKind::kParameters);
   if (!parameters.ok()) return parameters.status();
   absl::StatusOr<std::vector<float>> bn_state = train_->Download(sched::BufferKind::kState);
@@ -750,10 +786,32 @@ absl::StatusOr<TrainSummary> Trainer::Run() {
   double epoch_loss = 0;
   int64_t epoch_iters = 0;
 
+  // One device and no virtual replicas (the common case): while iteration i runs, batch i+1 is
+  // fetched and its inputs staged on the device (TrainDevice::Stage), so that a GPU does not wait
+  // for the host's copy between iterations.
+  const bool prefetch = Devices() == 1 && config_.replicas_per_node == 1;
+  Prefetched ahead;
+  std::vector<int32_t> labels;  // the batch's labels outlive the loader's view (see FetchAhead)
+  position_ = loader_->State();
   for (int64_t it = start_iteration_; it < total; ++it) {
     const Clock::time_point step_start = Clock::now();
-    absl::StatusOr<data::Batch> batch = loader_->Next();
-    if (!batch.ok()) return batch.status();
+    data::Batch current;
+    const bool staged = ahead.ready;
+    if (staged) {
+      if (!ahead.status.ok()) return ahead.status;
+      current = ahead.batch;
+      labels = std::move(ahead.labels);
+      position_ = ahead.after;
+      ahead = Prefetched();
+    } else {
+      absl::StatusOr<data::Batch> fetched = loader_->Next();
+      if (!fetched.ok()) return fetched.status();
+      current = *fetched;
+      labels.assign(current.labels, current.labels + current.size);
+      position_ = loader_->State();
+    }
+    current.labels = labels.data();
+    const data::Batch* batch = &current;
     if (tracer_ != nullptr) {
       tracer_->OnDataBatch(train_->executor().iterations() + 1, step_start, Clock::now(),
                            batch->wait_seconds);
@@ -776,18 +834,38 @@ absl::StatusOr<TrainSummary> Trainer::Run() {
         data::Batch part = *batch;
         const int64_t first = (k * replicas + micro) * config_.batch;
         part.size = config_.batch;
-        part.images = batch->images + first * per_example;
+        part.images = staged ? nullptr : batch->images + first * per_example;
         part.labels = batch->labels + first;
         parts.push_back(part);
       }
-      if (absl::Status s = Feed(parts[0], train_io_, *device_); !s.ok()) return s;
+      if (staged) {
+        if (absl::Status s = device_->ConsumeStaged(0, train_io_.input.data, train_io_.input.bytes());
+            !s.ok()) {
+          return s;
+        }
+        if (absl::Status s = device_->ConsumeStaged(1, train_io_.labels.data, train_io_.labels.bytes());
+            !s.ok()) {
+          return s;
+        }
+      } else if (absl::Status s = Feed(parts[0], train_io_, *device_); !s.ok()) {
+        return s;
+      }
       sync_->SetMicroBatch(micro, replicas);
       for (size_t k = 0; k < others_.size(); ++k) {
         Replica& r = others_[k];
         if (absl::Status s = Feed(parts[k + 1], r.io, *r.device); !s.ok()) return s;
         r.sync->SetMicroBatch(micro, replicas);
       }
-      if (absl::Status s = RunAllDevices(); !s.ok()) return s;
+      if (prefetch && it + 1 < total) {
+        // The executor runs on its own thread while this one fetches and stages the next batch.
+        absl::Status run_status;
+        std::thread runner([this, &run_status] { run_status = RunAllDevices(); });
+        ahead = FetchAhead();
+        runner.join();
+        if (!run_status.ok()) return run_status;
+      } else if (absl::Status s = RunAllDevices(); !s.ok()) {
+        return s;
+      }
       settled_ = false;
       for (int64_t k = 0; k < Devices(); ++k) {
         Io& io = k == 0 ? train_io_ : others_[k - 1].io;

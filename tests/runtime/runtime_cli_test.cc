@@ -158,7 +158,8 @@ TEST(RuntimeCliTest, ResumeContinuesBitIdentically) {
     return args;
   };
   // k iterations, checkpoint, k more after --resume, against 2k straight ones.
-  ProcessResult r = Runtime(with(TrainArgs(graph, 12), {"--checkpoint-dir", straight}));
+  ProcessResult r = Runtime(
+      with(TrainArgs(graph, 12), {"--checkpoint-dir", straight, "--checkpoint-every", "6"}));
   ASSERT_EQ(r.exit_code, 0) << r.err;
   r = Runtime(with(TrainArgs(graph, 6), {"--checkpoint-dir", split}));
   ASSERT_EQ(r.exit_code, 0) << r.err;
@@ -178,6 +179,20 @@ TEST(RuntimeCliTest, ResumeContinuesBitIdentically) {
                            a->momentum.size() * sizeof(float)));
   EXPECT_EQ(0, std::memcmp(a->bn_state.data(), b->bn_state.data(),
                            a->bn_state.size() * sizeof(float)));
+
+  // The straight run's checkpoint at 6 was written while batch 7 had already been fetched ahead
+  // (and staged on the device): resuming from it must train on batch 7, not skip it.
+  const std::string midrun = dir + "/midrun";
+  fs::create_directories(midrun);
+  fs::copy_file(straight + "/ckpt-6.gfck", midrun + "/ckpt-6.gfck");
+  r = Runtime(with(TrainArgs(graph, 12), {"--checkpoint-dir", midrun, "--resume", midrun}));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  absl::StatusOr<Checkpoint> c = ReadCheckpoint(midrun + "/ckpt-12.gfck");
+  ASSERT_TRUE(c.ok()) << c.status();
+  ASSERT_EQ(a->parameters.size(), c->parameters.size());
+  EXPECT_EQ(0, std::memcmp(a->parameters.data(), c->parameters.data(),
+                           a->parameters.size() * sizeof(float)))
+      << "parameters differ after resuming from a mid-run checkpoint";
 }
 
 TEST(RuntimeCliTest, CorruptCheckpointIsRefusedWithItsName) {

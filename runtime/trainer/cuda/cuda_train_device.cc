@@ -53,11 +53,18 @@ class CudaTrainDevice final : public TrainDevice {
                   std::unique_ptr<ops::cuda::CudaStream> copy_stream)
       : context_(std::move(context)), copy_stream_(std::move(copy_stream)), memory_(*context_) {
     for (StagingSlot& slot : staging_) slot.copied = copy_stream_->CreateEvent();
+    for (DeviceSlot& slot : staged_) {
+      slot.copied = copy_stream_->CreateEvent();
+      slot.consumed = context_->compute_stream().CreateEvent();
+    }
     compute_point_ = context_->compute_stream().CreateEvent();
   }
   ~CudaTrainDevice() override {
     (void)copy_stream_->Synchronize();
     for (StagingSlot& slot : staging_) {
+      if (slot.host != nullptr) cudaFreeHost(slot.host);
+    }
+    for (DeviceSlot& slot : staged_) {
       if (slot.host != nullptr) cudaFreeHost(slot.host);
     }
   }
@@ -131,6 +138,50 @@ class CudaTrainDevice final : public TrainDevice {
                       "cudaMemcpy (device to host)");
   }
 
+  absl::Status Stage(int slot, const void* host, size_t bytes) override {
+    DeviceSlot& s = staged_[slot];
+    // The pinned buffer is free once its last copy has run; the device buffer once the compute
+    // stream has consumed it.
+    if (absl::Status st = s.copied->HostWait(); !st.ok()) return st;
+    if (s.capacity < bytes) {
+      if (s.host != nullptr) cudaFreeHost(s.host);
+      if (s.device != nullptr) (void)context_->allocator().Free(s.device);
+      s.host = nullptr;
+      s.device = nullptr;
+      s.capacity = 0;
+      GF_CUDA_RETURN_IF_ERROR(CudaStatus(cudaSetDevice(context_->device()), "cudaSetDevice"));
+      GF_CUDA_RETURN_IF_ERROR(CudaStatus(cudaHostAlloc(&s.host, bytes, cudaHostAllocDefault),
+                                         "cudaHostAlloc (pinned prefetch staging)"));
+      absl::StatusOr<void*> block = context_->allocator().Allocate(bytes);
+      if (!block.ok()) return block.status();
+      s.device = *block;
+      s.capacity = bytes;
+    }
+    std::memcpy(s.host, host, bytes);
+    s.bytes = bytes;
+    if (absl::Status st = copy_stream_->Wait(*s.consumed); !st.ok()) return st;
+    absl::Status status;
+    copy_stream_->Enqueue([&] {
+      status = CudaStatus(
+          cudaMemcpyAsync(s.device, s.host, bytes, cudaMemcpyHostToDevice, copy_stream_->handle()),
+          "cudaMemcpyAsync (prefetch to the device)");
+    });
+    if (!status.ok()) return status;
+    return copy_stream_->Record(*s.copied);
+  }
+
+  absl::Status ConsumeStaged(int slot, void* device, size_t bytes) override {
+    DeviceSlot& s = staged_[slot];
+    if (s.bytes != bytes) {
+      return absl::InternalError(
+          absl::StrCat("staging slot ", slot, " holds ", s.bytes, " bytes, not ", bytes));
+    }
+    sched::Stream& compute = context_->compute_stream();
+    if (absl::Status st = compute.Wait(*s.copied); !st.ok()) return st;
+    if (absl::Status st = CopyOnDevice(device, s.device, bytes); !st.ok()) return st;
+    return compute.Record(*s.consumed);
+  }
+
   absl::Status TakeDeviceError() override {
     if (absl::Status s = context_->compute_stream().Synchronize(); !s.ok()) return s;
     return context_->TakeDeviceError();
@@ -147,6 +198,16 @@ class CudaTrainDevice final : public TrainDevice {
   std::array<StagingSlot, 2> staging_;
   size_t next_slot_ = 0;
   std::unique_ptr<sched::Event> compute_point_;
+  // Prefetch: pinned and device copies of the next batch's inputs.
+  struct DeviceSlot {
+    void* host = nullptr;
+    void* device = nullptr;
+    size_t capacity = 0;
+    size_t bytes = 0;
+    std::unique_ptr<sched::Event> copied;    // copy stream: the device copy is complete
+    std::unique_ptr<sched::Event> consumed;  // compute stream: the device copy was read
+  };
+  std::array<DeviceSlot, 2> staged_;
 };
 
 }  // namespace
