@@ -127,6 +127,10 @@ int Main(int argc, char** argv) {
   flags.Bool("channels-last", &config.channels_last, "store activations NHWC (fastest on CPU)");
   flags.String("device", &config.device, "auto (a GPU when present) | cpu | cuda", "KIND");
   flags.Bool("tf32", &config.tf32, "GPU: convolutions and matrix products in TF32");
+  flags.String("stage-ahead", &config.stage_ahead,
+               "fetch and stage the next batch on the device while an iteration runs: auto (on "
+               "GPUs) | on | off",
+               "WHEN");
   flags.String("gpu-collectives", &config.gpu_collectives,
                "GPU gradients: auto | nccl | gloo (staged through host memory, for node processes "
                "sharing a GPU)",
@@ -237,6 +241,10 @@ int Main(int argc, char** argv) {
   }
   if (absl::StatusOr<DeviceChoice> device = ParseDeviceChoice(config.device); !device.ok()) {
     return Fail(kExitUsage, device.status().message());
+  }
+  if (config.stage_ahead != "auto" && config.stage_ahead != "on" && config.stage_ahead != "off") {
+    return Fail(kExitUsage, absl::StrCat("--stage-ahead: expected auto, on or off, got '",
+                                         config.stage_ahead, "'"));
   }
   if (config.gpu_collectives != "auto" && config.gpu_collectives != "nccl" &&
       config.gpu_collectives != "gloo") {

@@ -788,8 +788,13 @@ absl::StatusOr<TrainSummary> Trainer::Run() {
 
   // One device and no virtual replicas (the common case): while iteration i runs, batch i+1 is
   // fetched and its inputs staged on the device (TrainDevice::Stage), so that a GPU does not wait
-  // for the host's copy between iterations.
-  const bool prefetch = Devices() == 1 && config_.replicas_per_node == 1;
+  // for the host's copy between iterations. A CPU gains nothing (the copy is the same work,
+  // moved into the iteration, where it competes with compute and Gloo for the cores): there it
+  // runs only when asked for (tests).
+  const bool prefetch =
+      Devices() == 1 && config_.replicas_per_node == 1 &&
+      (config_.stage_ahead == "on" ||
+       (config_.stage_ahead == "auto" && device_->type() != ops::DeviceType::kCpu));
   Prefetched ahead;
   std::vector<int32_t> labels;  // the batch's labels outlive the loader's view (see FetchAhead)
   position_ = loader_->State();

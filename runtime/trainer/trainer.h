@@ -36,7 +36,9 @@ struct TrainerConfig {
   std::string gpu_collectives = "auto";
   // Node processes on this host (0: all of dist.nodes, as when `runtime --nodes N` starts them).
   int64_t local_nodes = 0;
-  bool tf32 = true;  // GPU convolutions and matrix products in TF32 (as PyTorch's convolutions)
+  bool tf32 = true;
+  // Fetch and stage batch i+1 on the device while iteration i runs: auto (GPUs) | on | off.
+  std::string stage_ahead = "auto";  // GPU convolutions and matrix products in TF32 (as PyTorch's convolutions)
   int64_t decode_threads = 1;
   int64_t prefetch = 2;
   uint64_t seed = 1;

@@ -63,6 +63,8 @@ TEST(RuntimeCliTest, UsageErrorsNameTheFlag) {
   ExpectCleanFailure(Runtime({"--graph"}), 2, "--graph needs a value");
   ExpectCleanFailure(Runtime({"--graph", "x.fb", "--device", "gpu"}), 2,
                      "--device: expected auto, cpu or cuda, got 'gpu'");
+  ExpectCleanFailure(Runtime({"--graph", "x.fb", "--stage-ahead", "always"}), 2,
+                     "--stage-ahead: expected auto, on or off, got 'always'");
   ExpectCleanFailure(Runtime({"--graph", "x.fb", "--gpu-collectives", "mpi"}), 2,
                      "--gpu-collectives: expected auto, nccl or gloo, got 'mpi'");
 }
@@ -158,8 +160,9 @@ TEST(RuntimeCliTest, ResumeContinuesBitIdentically) {
     return args;
   };
   // k iterations, checkpoint, k more after --resume, against 2k straight ones.
-  ProcessResult r = Runtime(
-      with(TrainArgs(graph, 12), {"--checkpoint-dir", straight, "--checkpoint-every", "6"}));
+  ProcessResult r = Runtime(with(TrainArgs(graph, 12), {"--checkpoint-dir", straight,
+                                                         "--checkpoint-every", "6",
+                                                         "--stage-ahead", "on"}));
   ASSERT_EQ(r.exit_code, 0) << r.err;
   r = Runtime(with(TrainArgs(graph, 6), {"--checkpoint-dir", split}));
   ASSERT_EQ(r.exit_code, 0) << r.err;
@@ -185,7 +188,8 @@ TEST(RuntimeCliTest, ResumeContinuesBitIdentically) {
   const std::string midrun = dir + "/midrun";
   fs::create_directories(midrun);
   fs::copy_file(straight + "/ckpt-6.gfck", midrun + "/ckpt-6.gfck");
-  r = Runtime(with(TrainArgs(graph, 12), {"--checkpoint-dir", midrun, "--resume", midrun}));
+  r = Runtime(with(TrainArgs(graph, 12),
+                   {"--checkpoint-dir", midrun, "--resume", midrun, "--stage-ahead", "on"}));
   ASSERT_EQ(r.exit_code, 0) << r.err;
   absl::StatusOr<Checkpoint> c = ReadCheckpoint(midrun + "/ckpt-12.gfck");
   ASSERT_TRUE(c.ok()) << c.status();
