@@ -94,16 +94,24 @@ class CudaTrainingTest : public ::testing::Test {
     EXPECT_EQ(cpu.exit_code, 0) << cpu.err;
     return FinalParameters(dir_ + "/cpu", iters);
   }
-  // Two node processes of batch 4 (each on GPU local-rank % GPUs) against one CPU node of 8.
-  void ExpectTwoNodesTakeTheCpusSteps(const std::string& collectives) {
+  // `runtime --device cuda` with per-process batch `batch` and `flags` for 4 iterations, against
+  // one CPU node with the global batch of 8; its output must hold `expected_output`.
+  void ExpectGpuRunTakesTheCpusSteps(const std::string& name, int64_t batch,
+                                     std::vector<std::string> flags,
+                                     const std::string& expected_output) {
     const std::vector<float> cpu = CpuReference(8, 4);
-    const std::string checkpoints = dir_ + "/" + collectives;
-    const ProcessResult gpu = Runtime(With(TrainArgs(graph_, 4, 4, checkpoints),
-                                           {"--device", "cuda", "--nodes", "2", "--gpu-collectives",
-                                            collectives, "--bucket-mb", "0.05"}));
+    const std::string checkpoints = dir_ + "/" + name;
+    flags.insert(flags.begin(), {"--device", "cuda"});
+    const ProcessResult gpu = Runtime(With(TrainArgs(graph_, batch, 4, checkpoints), flags));
     ASSERT_EQ(gpu.exit_code, 0) << gpu.err << gpu.out;
-    EXPECT_THAT(gpu.out, HasSubstr("parameters identical on all 2"));
+    EXPECT_THAT(gpu.out, HasSubstr(expected_output));
     EXPECT_LT(RelativeError(FinalParameters(checkpoints, 4), cpu), 1e-4);
+  }
+  // Two node processes of batch 4 (each on GPU local-rank % GPUs).
+  void ExpectTwoNodesTakeTheCpusSteps(const std::string& collectives) {
+    ExpectGpuRunTakesTheCpusSteps(
+        collectives, 4, {"--nodes", "2", "--gpu-collectives", collectives, "--bucket-mb", "0.05"},
+        "parameters identical on all 2");
   }
   std::string dir_;
   std::string graph_;
@@ -111,12 +119,7 @@ class CudaTrainingTest : public ::testing::Test {
 
 TEST_F(CudaTrainingTest, OneGpuTakesTheCpusSteps) {
   REQUIRE_GPUS(1);
-  const std::vector<float> cpu = CpuReference(8, 4);
-  const ProcessResult gpu =
-      Runtime(With(TrainArgs(graph_, 8, 4, dir_ + "/gpu"), {"--device", "cuda"}));
-  ASSERT_EQ(gpu.exit_code, 0) << gpu.err;
-  EXPECT_THAT(gpu.out, HasSubstr("cuda:0"));
-  EXPECT_LT(RelativeError(FinalParameters(dir_ + "/gpu", 4), cpu), 1e-4);
+  ExpectGpuRunTakesTheCpusSteps("gpu", 8, {}, "cuda:0");
 }
 
 TEST_F(CudaTrainingTest, TwoNodesSharingOneGpuStageBucketsThroughGloo) {
@@ -126,12 +129,8 @@ TEST_F(CudaTrainingTest, TwoNodesSharingOneGpuStageBucketsThroughGloo) {
 
 TEST_F(CudaTrainingTest, VirtualReplicasOnOneGpuSumTheirGradients) {
   REQUIRE_GPUS(1);
-  const std::vector<float> cpu = CpuReference(8, 4);
-  const ProcessResult gpu =
-      Runtime(With(TrainArgs(graph_, 4, 4, dir_ + "/virtual"),
-                   {"--device", "cuda", "--replicas-per-node", "2", "--bucket-mb", "0.05"}));
-  ASSERT_EQ(gpu.exit_code, 0) << gpu.err;
-  EXPECT_LT(RelativeError(FinalParameters(dir_ + "/virtual", 4), cpu), 1e-4);
+  ExpectGpuRunTakesTheCpusSteps("virtual", 4, {"--replicas-per-node", "2", "--bucket-mb", "0.05"},
+                                "2 replicas x batch 4");
 }
 
 TEST_F(CudaTrainingTest, TwoGpusReduceBucketsWithNccl) {
@@ -141,13 +140,8 @@ TEST_F(CudaTrainingTest, TwoGpusReduceBucketsWithNccl) {
 
 TEST_F(CudaTrainingTest, OneProcessDrivesTwoGpusThroughNccl) {
   REQUIRE_GPUS(2);
-  const std::vector<float> cpu = CpuReference(8, 4);
-  const ProcessResult gpu =
-      Runtime(With(TrainArgs(graph_, 4, 4, dir_ + "/devices"),
-                   {"--device", "cuda", "--devices-per-node", "2", "--bucket-mb", "0.05"}));
-  ASSERT_EQ(gpu.exit_code, 0) << gpu.err << gpu.out;
-  EXPECT_THAT(gpu.out, HasSubstr("2 devices x "));
-  EXPECT_LT(RelativeError(FinalParameters(dir_ + "/devices", 4), cpu), 1e-4);
+  ExpectGpuRunTakesTheCpusSteps("devices", 4, {"--devices-per-node", "2", "--bucket-mb", "0.05"},
+                                "2 devices x ");
 }
 
 TEST_F(CudaTrainingTest, AGpuRunResumesFromItsCheckpoint) {
