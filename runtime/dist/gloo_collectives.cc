@@ -294,7 +294,11 @@ class GlooCollectives final : public Collectives {
     std::string cause = failure.what;
     // A rank that does not say within the grace period that it saw the failure too is dead,
     // stalled or not taking part: that is the rank at fault.
-    const std::vector<int> silent = SilentRanks(grace);
+    std::vector<int> silent = SilentRanks(grace, 0);
+    // A live rank whose socket to a dead peer reports nothing notices the failure only at its
+    // own timeout: while several ranks are silent, wait up to the timeout for the live ones to
+    // speak up, so that only the dead stay named.
+    if (silent.size() > 1) silent = SilentRanks(options_.timeout, 1);
     const bool named_is_silent =
         failure.rank && std::find(silent.begin(), silent.end(), *failure.rank) != silent.end();
     std::optional<FailureReport> theirs;
@@ -343,8 +347,9 @@ class GlooCollectives final : public Collectives {
     return status;
   }
 
-  // The other ranks that have not said, within `grace`, that they saw the failure too.
-  std::vector<int> SilentRanks(std::chrono::milliseconds grace) {
+  // The other ranks that have not said, within `grace`, that they saw the failure too; returns
+  // early once no more than `enough` are left.
+  std::vector<int> SilentRanks(std::chrono::milliseconds grace, size_t enough) {
     std::vector<int> silent;
     for (int r = 0; r < size_; ++r) {
       if (r != rank_) silent.push_back(r);
@@ -357,7 +362,7 @@ class GlooCollectives final : public Collectives {
         if (!said.ok() || !*said) still.push_back(r);
       }
       silent = std::move(still);
-      if (silent.empty() || std::chrono::steady_clock::now() >= deadline) return silent;
+      if (silent.size() <= enough || std::chrono::steady_clock::now() >= deadline) return silent;
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
   }
