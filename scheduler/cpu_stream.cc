@@ -3,10 +3,19 @@
 #include <omp.h>
 #include <pthread.h>
 
+#include <chrono>
 #include <utility>
 
 namespace gradflow::sched {
 namespace {
+
+class HostTimestamp final : public DeviceTimestamp {
+ public:
+  absl::StatusOr<std::chrono::steady_clock::time_point> Time() override { return time_; }
+
+ private:
+  const std::chrono::steady_clock::time_point time_ = std::chrono::steady_clock::now();
+};
 
 // A recorded point: the stream and how many of its items must have run.
 class CpuEvent final : public Event {
@@ -123,5 +132,7 @@ absl::Status CpuStream::Synchronize() {
   WaitForCompleted(count);
   return absl::OkStatus();
 }
+
+std::unique_ptr<DeviceTimestamp> CpuStream::MarkTime() { return std::make_unique<HostTimestamp>(); }
 
 }  // namespace gradflow::sched

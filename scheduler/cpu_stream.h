@@ -37,6 +37,8 @@ class CpuStream final : public Stream {
   absl::Status Record(Event& event) override;
   absl::Status Wait(Event& event) override;
   absl::Status Synchronize() override;
+  // Inside a work item the stream's thread is running it: the host's clock is the device's.
+  std::unique_ptr<DeviceTimestamp> MarkTime() override;
 
   // Blocks until the first `count` items ever enqueued have run.
   void WaitForCompleted(uint64_t count);

@@ -143,11 +143,12 @@ Executor::Executor(std::vector<Node> nodes, std::vector<Stream*> streams, Execut
       arena_(std::make_unique<tbb::task_arena>(options.host_threads, 0)),
       pending_(new std::atomic<int32_t>[nodes_.size()]) {
   arena_->initialize();
+  nodes_per_stream_.assign(streams_.size(), 0);
   for (const Node& node : nodes_) {
-    // A stream node retires twice: when its task has issued it and when it has completed. Run
-    // returns only after both, so no thread touches the executor after Run has returned.
-    tokens_per_iteration_ += node.task.stream == kHostStream ? 1 : 2;
+    if (node.task.stream != kHostStream) ++nodes_per_stream_[node.task.stream];
   }
+  issued_per_stream_ = std::make_unique<std::atomic<int32_t>[]>(streams_.size());
+  timed_streams_.assign(streams_.size(), false);
 }
 
 Executor::~Executor() = default;
@@ -172,14 +173,35 @@ absl::Status Executor::Run() {
     return absl::FailedPreconditionError("Executor::Run called while an iteration is running");
   }
   const int64_t iteration = ++iteration_;
+  // Tokens: a host node retires once; a stream node when its task has issued it and, with a
+  // completion callback, again when that has run; each used stream once more when its last
+  // node of the iteration has completed. Run returns only after all of them, so no thread
+  // touches the executor after Run has returned.
+  int64_t tokens = 0;
   for (size_t i = 0; i < nodes_.size(); ++i) {
-    pending_[i].store(nodes_[i].predecessors, std::memory_order_release);
+    Node& n = nodes_[i];
+    pending_[i].store(n.predecessors, std::memory_order_release);
+    n.completion_callback = !n.release_on_complete.empty() || !n.on_complete.empty();
+    tokens += n.task.stream == kHostStream ? 1 : (n.completion_callback ? 2 : 1);
+  }
+  for (size_t s = 0; s < streams_.size(); ++s) {
+    issued_per_stream_[s].store(0, std::memory_order_relaxed);
+    if (nodes_per_stream_[s] > 0) ++tokens;
+  }
+  timing_ = false;
+  for (ExecutionObserver* observer : observers_) {
+    if (observer->WantsDeviceTimes(iteration)) timing_ = true;
+  }
+  for (size_t s = 0; s < streams_.size(); ++s) {
+    // A stream whose clock cannot be tied to the host's is left untimed: profiling must not
+    // fail training.
+    timed_streams_[s] = timing_ && nodes_per_stream_[s] > 0 && streams_[s]->StartTiming().ok();
   }
   cancelled_.store(false, std::memory_order_relaxed);
-  tokens_left_.store(tokens_per_iteration_, std::memory_order_relaxed);
+  tokens_left_.store(tokens, std::memory_order_relaxed);
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    done_ = tokens_per_iteration_ == 0;
+    done_ = tokens == 0;
     error_ = absl::OkStatus();
   }
   for (ExecutionObserver* observer : observers_) observer->OnIterationStart(iteration);
@@ -192,6 +214,7 @@ absl::Status Executor::Run() {
     finished_.wait(lock, [this] { return done_; });
     status = error_;
   }
+  if (timing_) ReportDeviceSpans();
   for (ExecutionObserver* observer : observers_) observer->OnIterationEnd(iteration, status);
   running_.store(false);
   return status;
@@ -218,21 +241,52 @@ void Executor::Start(int32_t node) {
     if (absl::Status s = stream.Wait(*event); !s.ok()) Fail(node, s);
   }
   stream.Enqueue([this, node] { RunWork(node); });
-  stream.EnqueueHostCallback([this, node] { Complete(node); });
+  if (n.completion_callback) stream.EnqueueHostCallback([this, node] { Complete(node); });
   if (n.event != nullptr) {
     if (absl::Status s = stream.Record(*n.event); !s.ok()) Fail(node, s);
+  }
+  // Every other node of this stream was enqueued before its count was added, so this callback
+  // follows all of the iteration's work on the stream.
+  const int32_t issued = issued_per_stream_[n.task.stream].fetch_add(1, std::memory_order_acq_rel);
+  if (issued + 1 == nodes_per_stream_[n.task.stream]) {
+    stream.EnqueueHostCallback([this] { Retire(); });
   }
   for (int32_t successor : n.release_on_issue) Release(successor);
   Retire();
 }
 
 void Executor::RunWork(int32_t node) {
-  const NodeWork& work = nodes_[node].task.work;
+  Node& n = nodes_[node];
+  const NodeWork& work = n.task.work;
   if (!work || cancelled_.load(std::memory_order_acquire)) return;
   Notify(/*start=*/true, node);
+  const bool timed = n.task.stream != kHostStream && timed_streams_[n.task.stream];
+  if (timed) n.device_start = streams_[n.task.stream]->MarkTime();
   absl::Status status = work();
+  if (timed) n.device_end = streams_[n.task.stream]->MarkTime();
   Notify(/*start=*/false, node);
   if (!status.ok()) Fail(node, status);
+}
+
+void Executor::ReportDeviceSpans() {
+  for (size_t i = 0; i < nodes_.size(); ++i) {
+    Node& n = nodes_[i];
+    std::unique_ptr<DeviceTimestamp> start = std::move(n.device_start);
+    std::unique_ptr<DeviceTimestamp> end = std::move(n.device_end);
+    if (start == nullptr || end == nullptr) continue;
+    absl::StatusOr<std::chrono::steady_clock::time_point> from = start->Time();
+    absl::StatusOr<std::chrono::steady_clock::time_point> to = end->Time();
+    // A timestamp the device never reached (a faulted kernel) leaves the node untimed; the
+    // iteration's error says why.
+    if (!from.ok() || !to.ok()) continue;
+    const DeviceSpan span{.node = static_cast<int32_t>(i),
+                          .name = n.task.name,
+                          .stream = n.task.stream,
+                          .iteration = iteration_,
+                          .start = *from,
+                          .end = *to};
+    for (ExecutionObserver* observer : observers_) observer->OnDeviceSpan(span);
+  }
 }
 
 void Executor::Complete(int32_t node) {

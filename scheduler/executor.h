@@ -84,16 +84,32 @@ struct NodeEvent {
   std::chrono::steady_clock::time_point time;
 };
 
+// When a stream node's work ran on its device, from the device's own timestamps.
+struct DeviceSpan {
+  int32_t node = 0;
+  std::string_view name;
+  int32_t stream = 0;
+  int64_t iteration = 0;
+  std::chrono::steady_clock::time_point start;
+  std::chrono::steady_clock::time_point end;
+};
+
 // Sees every node that runs (skipped nodes of a failed iteration are not reported). Called
 // concurrently from stream threads and TBB workers: implementations must be thread-safe and
 // quick. On a CPU stream the start and end are those of the computation; a GPU stream reports
-// the issue on the host (device times come from its events).
+// the issue on the host, and its device times come as DeviceSpans to observers that ask.
 class ExecutionObserver {
  public:
   virtual ~ExecutionObserver() = default;
   virtual void OnIterationStart(int64_t /*iteration*/) {}
   virtual void OnNodeStart(const NodeEvent& /*event*/) {}
   virtual void OnNodeEnd(const NodeEvent& /*event*/) {}
+  // Asked before each iteration. Timing costs two device timestamps per stream node and a wait
+  // for the streams to drain before the iteration, so profilers ask only for traced iterations.
+  virtual bool WantsDeviceTimes(int64_t /*iteration*/) { return false; }
+  // Each stream node that ran in an iteration that asked, once the devices have finished it;
+  // from Run's thread, before OnIterationEnd.
+  virtual void OnDeviceSpan(const DeviceSpan& /*span*/) {}
   virtual void OnIterationEnd(int64_t /*iteration*/, const absl::Status& /*status*/) {}
 };
 
@@ -136,6 +152,13 @@ class Executor {
     std::vector<Event*> wait_before_issue;     // events of predecessors on other streams
     std::unique_ptr<Event> event;              // recorded after issue when another stream waits
     std::vector<std::function<void()>> on_complete;
+    // A stream node gets a host callback only when something waits on the host for its
+    // completion; each stream's last node of an iteration gets one regardless, so that Run
+    // returns only once the devices have finished (a CUDA host function per kernel would hold
+    // the stream for a host thread's wake-up each time).
+    bool completion_callback = false;
+    std::unique_ptr<DeviceTimestamp> device_start;  // timed iterations only
+    std::unique_ptr<DeviceTimestamp> device_end;
   };
 
   Executor(std::vector<Node> nodes, std::vector<Stream*> streams, ExecutorOptions options);
@@ -147,16 +170,20 @@ class Executor {
   void Fail(int32_t node, const absl::Status& status);
   void Retire();  // one of the iteration's tokens is done
   void Notify(bool start, int32_t node);
+  void ReportDeviceSpans();
 
   std::vector<Node> nodes_;
   std::vector<Stream*> streams_;
   std::vector<ExecutionObserver*> observers_;
   std::unique_ptr<tbb::task_arena> arena_;
   std::vector<int32_t> roots_;
-  int64_t tokens_per_iteration_ = 0;
+  std::vector<int32_t> nodes_per_stream_;
 
   // Per iteration.
   std::unique_ptr<std::atomic<int32_t>[]> pending_;
+  std::unique_ptr<std::atomic<int32_t>[]> issued_per_stream_;
+  std::vector<bool> timed_streams_;  // this iteration: streams whose clocks were tied to the host
+  bool timing_ = false;              // this iteration: an observer asked for device times
   std::atomic<int64_t> tokens_left_{0};
   std::atomic<bool> cancelled_{false};
   std::atomic<bool> running_{false};

@@ -7,11 +7,13 @@
 // only where it needs a value (Event::HostWait, Stream::Synchronize), never inside an iteration.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 
 #include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 
 namespace gradflow::sched {
 
@@ -28,6 +30,16 @@ class Event {
   virtual absl::Status HostWait() = 0;
   // Whether the recorded point has been reached, without blocking.
   virtual bool Done() = 0;
+};
+
+// A time taken by a device at a point of a stream's work (profiling). On a GPU the host only
+// issues work, so the host's clock says when a kernel was launched, not when it ran.
+class DeviceTimestamp {
+ public:
+  virtual ~DeviceTimestamp() = default;
+  // The device's time of the point, on the host's steady clock. Valid once the stream has
+  // passed the point (e.g. after Synchronize or a later callback); FailedPrecondition before.
+  virtual absl::StatusOr<std::chrono::steady_clock::time_point> Time() = 0;
 };
 
 // An in-order queue of work on one device. Thread-safe: any thread may enqueue, but the order
@@ -55,6 +67,13 @@ class Stream {
 
   // Blocks the calling thread until everything enqueued so far has completed.
   virtual absl::Status Synchronize() = 0;
+
+  // Device timing, for profilers. StartTiming ties the device's clock to the host's steady clock
+  // (it may wait for the stream to drain: call it only between iterations); MarkTime, called from
+  // inside a work item running on this stream, takes a timestamp at that point of the stream's
+  // order. Streams whose work runs on the host when issued (the CPU's) time on the host clock.
+  virtual absl::Status StartTiming() { return absl::OkStatus(); }
+  virtual std::unique_ptr<DeviceTimestamp> MarkTime() = 0;
 };
 
 }  // namespace gradflow::sched

@@ -47,6 +47,7 @@ absl::StatusOr<std::unique_ptr<CudaStream>> CudaStream::Create(CudaStreamOptions
 CudaStream::CudaStream(int device, cudaStream_t stream, std::string thread_name)
     : device_(device),
       stream_(stream),
+      timing_events_(std::make_shared<TimingEventPool>(device)),
       callback_thread_([this, name = std::move(thread_name)] { CallbackLoop(name); }) {}
 
 CudaStream::~CudaStream() {
@@ -174,6 +175,30 @@ absl::Status CudaStream::Synchronize() {
   }
   if (!first_error_.ok()) return first_error_;
   return status;
+}
+
+absl::Status CudaStream::StartTiming() {
+  std::shared_ptr<const DeviceClock> clock;
+  {
+    std::lock_guard<std::mutex> lock(issue_mutex_);
+    absl::StatusOr<std::shared_ptr<const DeviceClock>> anchored =
+        DeviceClock::Anchor(device_, stream_);
+    if (!anchored.ok()) return anchored.status();
+    clock = *std::move(anchored);
+  }
+  SetCurrentDeviceClock(device_, clock);
+  std::lock_guard<std::mutex> lock(clock_mutex_);
+  clock_ = std::move(clock);
+  return absl::OkStatus();
+}
+
+std::unique_ptr<sched::DeviceTimestamp> CudaStream::MarkTime() {
+  std::shared_ptr<const DeviceClock> clock;
+  {
+    std::lock_guard<std::mutex> lock(clock_mutex_);
+    clock = clock_;
+  }
+  return timing_events_->Mark(std::move(clock), stream_);
 }
 
 }  // namespace gradflow::ops::cuda

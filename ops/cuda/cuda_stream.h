@@ -7,6 +7,9 @@
 //   only hands the callback to this stream's callback thread, which runs it (in order).
 // - Events are cudaEvents without timing; Record/Wait are cudaEventRecord/cudaStreamWaitEvent,
 //   so the host never blocks to order two streams.
+// - Device timing (profiling): StartTiming anchors the device's clock on this stream
+//   (ops/cuda/device_clock.h) and makes it the device's current clock; MarkTime records a pooled
+//   timing event at the current end of the stream.
 #pragma once
 
 #include <cuda_runtime_api.h>
@@ -21,6 +24,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "ops/cuda/device_clock.h"
 #include "scheduler/stream.h"
 
 namespace gradflow::ops::cuda {
@@ -74,6 +78,10 @@ class CudaStream final : public sched::Stream {
   // Reports the first asynchronous failure of this stream (a failed cudaLaunchHostFunc, a kernel
   // fault).
   absl::Status Synchronize() override;
+  absl::Status StartTiming() override;
+  // Inside a work item (Enqueue holds the issue lock, which orders it among launches). Null
+  // before StartTiming.
+  std::unique_ptr<sched::DeviceTimestamp> MarkTime() override;
 
   cudaStream_t handle() const { return stream_; }
   int device() const { return device_; }
@@ -88,6 +96,10 @@ class CudaStream final : public sched::Stream {
   cudaStream_t stream_;
 
   std::mutex issue_mutex_;  // orders launches of different threads
+
+  std::mutex clock_mutex_;
+  std::shared_ptr<const DeviceClock> clock_;  // guarded by clock_mutex_
+  std::shared_ptr<TimingEventPool> timing_events_;
 
   std::mutex callback_mutex_;
   std::condition_variable callbacks_ready_;

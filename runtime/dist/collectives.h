@@ -40,6 +40,8 @@ struct CollectiveEvent {
   std::chrono::steady_clock::time_point start;  // when the lane began it (not when it was issued)
   std::chrono::steady_clock::time_point end;    // OnCollectiveEnd only
   absl::Status status;                          // OnCollectiveEnd only
+  // start and end are the device's (a GPU lane's kernels), not a communication thread's.
+  bool device_timed = false;
 };
 
 // Called from communication threads; must be thread-safe and quick.

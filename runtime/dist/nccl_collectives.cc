@@ -16,6 +16,7 @@
 #include "ops/cuda/cuda_check.h"
 #include "ops/cuda/cuda_stream.h"
 #include "ops/cuda/device.h"
+#include "ops/cuda/device_clock.h"
 
 namespace gradflow::runtime::dist {
 namespace {
@@ -145,6 +146,9 @@ class NcclCollectivesImpl final : public NcclCollectives {
  private:
   struct Pending {
     cudaEvent_t event = nullptr;  // null: complete already, with `status`
+    // While a profiler times the device: when the lane's stream began and ended the call.
+    std::unique_ptr<sched::DeviceTimestamp> device_start;
+    std::unique_ptr<sched::DeviceTimestamp> device_end;
     absl::Status status;
     Done done;
     CollectiveEvent info;
@@ -225,7 +229,10 @@ class NcclCollectivesImpl final : public NcclCollectives {
       GF_CUDA_RETURN_IF_ERROR(CudaStatus(
           cudaStreamWaitEvent(streams_[lane], cuda_event->handle(), 0), "cudaStreamWaitEvent"));
     }
+    std::shared_ptr<const ops::cuda::DeviceClock> clock = ops::cuda::CurrentDeviceClock(device_);
+    p.device_start = timing_events_->Mark(clock, streams_[lane]);
     GF_CUDA_RETURN_IF_ERROR(NcclStatus(call(comms_[lane], streams_[lane]), "NCCL call"));
+    p.device_end = timing_events_->Mark(std::move(clock), streams_[lane]);
     GF_CUDA_RETURN_IF_ERROR(WaitIdle(comms_[lane], p.deadline, "enqueueing the NCCL call"));
     {
       std::lock_guard<std::mutex> lock(mutex_);
@@ -319,6 +326,17 @@ class NcclCollectivesImpl final : public NcclCollectives {
       lock.unlock();
       for (Pending& p : finished) {
         p.info.end = Clock::now();
+        if (p.status.ok() && p.device_start != nullptr && p.device_end != nullptr) {
+          absl::StatusOr<Clock::time_point> start = p.device_start->Time();
+          absl::StatusOr<Clock::time_point> end = p.device_end->Time();
+          if (start.ok() && end.ok()) {
+            p.info.start = *start;
+            p.info.end = *end;
+            p.info.device_timed = true;
+          }
+        }
+        p.device_start.reset();
+        p.device_end.reset();
         p.info.status = p.status;
         if (p.info.start != Clock::time_point()) {
           for (CollectiveObserver* observer : observers_) observer->OnCollectiveEnd(p.info);
@@ -341,6 +359,8 @@ class NcclCollectivesImpl final : public NcclCollectives {
   std::vector<cudaStream_t> streams_;
   float* barrier_word_;
   std::vector<CollectiveObserver*> observers_;
+  const std::shared_ptr<ops::cuda::TimingEventPool> timing_events_ =
+      std::make_shared<ops::cuda::TimingEventPool>(device_);
 
   std::mutex mutex_;
   std::condition_variable work_;

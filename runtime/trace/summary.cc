@@ -55,6 +55,39 @@ double UnionLength(std::vector<std::pair<double, double>> intervals) {
   return total;
 }
 
+// Sorted, disjoint intervals covering the same points as `intervals`.
+std::vector<std::pair<double, double>> Merged(std::vector<std::pair<double, double>> intervals) {
+  std::sort(intervals.begin(), intervals.end());
+  std::vector<std::pair<double, double>> merged;
+  for (const auto& [b, e] : intervals) {
+    if (!merged.empty() && b <= merged.back().second) {
+      merged.back().second = std::max(merged.back().second, e);
+    } else {
+      merged.push_back({b, e});
+    }
+  }
+  return merged;
+}
+
+// How much of [begin, end) the sorted disjoint `cover` covers.
+double CoveredLength(const std::vector<std::pair<double, double>>& cover, double begin,
+                     double end) {
+  double covered = 0;
+  auto it = std::lower_bound(cover.begin(), cover.end(), std::make_pair(begin, begin));
+  if (it != cover.begin()) --it;
+  for (; it != cover.end() && it->first < end; ++it) {
+    covered += std::max(0.0, std::min(end, it->second) - std::max(begin, it->first));
+  }
+  return covered;
+}
+
+// A node's allreduce operations on its collective lanes, and its backward ops.
+struct LaneOverlap {
+  std::vector<std::pair<double, double>> backward;
+  std::vector<std::pair<double, double>> allreduces;
+  std::set<int64_t> lane_tids;
+};
+
 std::string Percent(double part, double whole) {
   return whole > 0 ? absl::StrFormat("%5.1f%%", 100 * part / whole) : std::string("    - ");
 }
@@ -85,6 +118,8 @@ absl::StatusOr<std::string> SummarizeTrace(const std::string& json, const std::s
     double wait_us;
   };
   std::vector<Stall> stalls;
+  std::map<int64_t, LaneOverlap> overlap;                          // per pid
+  std::map<std::pair<int64_t, int64_t>, std::string> track_names;  // (pid, tid)
 
   for (size_t i = 0; i < events->items().size(); ++i) {
     const json::JsonValue& e = events->items()[i];
@@ -105,7 +140,14 @@ absl::StatusOr<std::string> SummarizeTrace(const std::string& json, const std::s
 
     if (ph == "M" && name == "process_name") {
       process_names[pid] = args.StringOr("name", "");
+    } else if (ph == "M" && name == "thread_name") {
+      track_names[{pid, static_cast<int64_t>(e.NumberOr("tid", 0))}] = args.StringOr("name", "");
+    } else if (ph == "X" && cat == "collective" && name == "allreduce") {
+      LaneOverlap& o = overlap[pid];
+      o.allreduces.push_back({ts, ts + dur});
+      o.lane_tids.insert(static_cast<int64_t>(e.NumberOr("tid", 0)));
     } else if (ph == "X" && cat == "op") {
+      if (args.StringOr("phase", "") == "backward") overlap[pid].backward.push_back({ts, ts + dur});
       const std::string op = args.StringOr("op", "?");
       OpTotals& t = by_type[op];
       t.op = op;
@@ -197,6 +239,37 @@ absl::StatusOr<std::string> SummarizeTrace(const std::string& json, const std::s
                                           it.data_wait_us / 1000));
   }
   if (iterations.empty()) absl::StrAppend(&out, "  (no iterations)\n");
+
+  // The overlap the data-parallel design is for: allreduces running while backward computes.
+  absl::StrAppend(&out,
+                  "\nAllreduces on the collective lanes while backward ops ran (GPU lanes and "
+                  "streams: device times)\n");
+  bool any_lane = false;
+  for (auto& [pid, o] : overlap) {
+    if (o.allreduces.empty()) continue;
+    any_lane = true;
+    const std::vector<std::pair<double, double>> backward = Merged(std::move(o.backward));
+    double lane_us = 0;
+    double during_backward_us = 0;
+    int64_t overlapping = 0;
+    for (const auto& [b, e] : o.allreduces) {
+      lane_us += e - b;
+      const double covered = CoveredLength(backward, b, e);
+      during_backward_us += covered;
+      overlapping += covered > 0;
+    }
+    bool device_lanes = false;
+    for (int64_t tid : o.lane_tids) {
+      device_lanes |= track_names[{pid, tid}].rfind("GPU ", 0) == 0;
+    }
+    absl::StrAppend(
+        &out, absl::StrFormat("  node %d: %d allreduces on %s lanes, %.3f ms; %.3f ms (%s) while "
+                              "backward ops ran; %d of them overlapped backward\n",
+                              pid, o.allreduces.size(), device_lanes ? "GPU" : "host",
+                              lane_us / 1000, during_backward_us / 1000,
+                              Percent(during_backward_us, lane_us), overlapping));
+  }
+  if (!any_lane) absl::StrAppend(&out, "  (no allreduces on collective lanes)\n");
 
   // Data-loader stalls.
   absl::StrAppend(&out, "\nData-loader stalls\n");

@@ -124,6 +124,7 @@ Tracer::Tracer(const TracerOptions& options, TaskGraphDescription description)
   const size_t nodes = static_cast<size_t>(std::max<int64_t>(description_.task_nodes, steps_));
   node_start_ns_.assign(nodes, 0);
   update_bucket_.assign(nodes, -2);
+  node_wait_ns_.assign(nodes, 0);
   const size_t buckets = description_.buckets.size();
   update_wait_ns_ = std::make_unique<std::atomic<int64_t>[]>(buckets);
   in_update_ = std::make_unique<std::atomic<bool>[]>(buckets);
@@ -155,6 +156,16 @@ int32_t Tracer::ThreadLocked(std::thread::id thread, Role role, int32_t number) 
   if (role > info.role) {
     info.role = role;
     info.number = role == Role::kWorker ? workers_++ : number;
+  }
+  return it->second;
+}
+
+int32_t Tracer::DeviceTrackLocked(Role role, int32_t number) {
+  const int64_t key = (static_cast<int64_t>(role) << 32) | static_cast<uint32_t>(number);
+  auto [it, inserted] = device_tracks_.try_emplace(key, 0);
+  if (inserted) {
+    it->second = static_cast<int32_t>(threads_.size());
+    threads_.push_back({.role = role, .number = number});
   }
   return it->second;
 }
@@ -231,9 +242,35 @@ void Tracer::OnNodeEnd(const sched::NodeEvent& event) {
       r.value = static_cast<double>(update_wait_ns_[bucket].load());
     }
   }
-  const Role role = event.stream == sched::kHostStream ? Role::kWorker : Role::kCompute;
+  Role role = event.stream == sched::kHostStream ? Role::kWorker : Role::kCompute;
+  if (options_.device_times && event.stream != sched::kHostStream) {
+    // The device span comes after the iteration; this was the host issuing the node's work (a
+    // scheduler worker's), and an update's host wait is the device's wait too.
+    r.kind = Kind::kLaunch;
+    role = Role::kWorker;
+    node_wait_ns_[node] = static_cast<int64_t>(r.value);
+  }
   std::lock_guard lock(mutex_);
   r.tid = ThreadLocked(event.thread, role, event.stream);
+  PushLocked(r);
+}
+
+void Tracer::OnDeviceSpan(const sched::DeviceSpan& span) {
+  if (!Traces(span.iteration)) return;
+  const size_t node = static_cast<size_t>(span.node);
+  if (node >= node_start_ns_.size()) return;
+  Record r;
+  r.kind = Kind::kNode;
+  r.index = span.node;
+  r.iteration = span.iteration;
+  r.start_ns = Nanos(span.start);
+  r.end_ns = Nanos(span.end);
+  r.name = span.name;
+  if (span.node >= steps_ && update_bucket_[node] >= 0) {
+    r.value = static_cast<double>(node_wait_ns_[node]);
+  }
+  std::lock_guard lock(mutex_);
+  r.tid = DeviceTrackLocked(Role::kDeviceStream, span.stream);
   PushLocked(r);
 }
 
@@ -251,7 +288,8 @@ void Tracer::OnCollectiveEnd(const dist::CollectiveEvent& event) {
   r.count = event.sequence;
   r.value = static_cast<double>(event.bytes);
   std::lock_guard lock(mutex_);
-  r.tid = ThreadLocked(std::this_thread::get_id(), Role::kLane, event.lane);
+  r.tid = event.device_timed ? DeviceTrackLocked(Role::kDeviceLane, event.lane)
+                             : ThreadLocked(std::this_thread::get_id(), Role::kLane, event.lane);
   r.extra = InternLocked(event.algorithm);
   PushLocked(r);
 }
@@ -392,6 +430,15 @@ std::string Tracer::EventsJson(double origin_us, double clock_offset_us) const {
         name = absl::StrCat("scheduler worker ", t.number);
         sort = 200 + t.number;
         break;
+      case Role::kDeviceStream:
+        name = t.number == sched::kComputeStream ? "GPU compute stream"
+                                                 : absl::StrCat("GPU stream ", t.number);
+        sort = 50 + t.number;
+        break;
+      case Role::kDeviceLane:
+        name = absl::StrCat("GPU collectives lane ", t.number);
+        sort = 150 + t.number;
+        break;
       case Role::kOther:
         name = absl::StrCat("thread ", tid);
         sort = 300 + static_cast<int64_t>(tid);
@@ -444,6 +491,17 @@ std::string Tracer::EventsJson(double origin_us, double clock_offset_us) const {
           w.Arg("iteration", static_cast<double>(r.iteration));
           w.EndArgs();
         }
+        w.Close();
+        break;
+      }
+      case Kind::kLaunch: {
+        const std::string_view name =
+            r.index < steps_ ? std::string_view(description_.steps[r.index].name) : r.name;
+        w.Open(View(name), "launch", 'X', r.start_ns, r.tid);
+        w.Dur(r.start_ns, r.end_ns);
+        w.BeginArgs();
+        w.Arg("iteration", static_cast<double>(r.iteration));
+        w.EndArgs();
         w.Close();
         break;
       }

@@ -1,10 +1,12 @@
 // Records one replica's training as Chrome Trace Event JSON (the DESIGN notes, "Tracing").
 //
 // The tracer observes the executor (one `X` event per op step and per added task, on the thread
-// that ran it), the collectives (one `X` per operation on its lane's thread), the gradient buckets
-// (one async allreduce per bucket and iteration, from issue to reduction, with bytes and achieved
-// bandwidth, plus a flow arrow from the step that wrote the bucket's last gradient) and the
-// training loop (iterations, data batches, counters).
+// that ran it; on a GPU, where the host only launches, on a track of the device's stream with the
+// device's own times, and a `launch` event on the issuing thread), the collectives (one `X` per
+// operation on its lane's thread), the gradient buckets (one async allreduce per bucket and
+// iteration, from issue to reduction, with bytes and achieved bandwidth, plus a flow arrow from the
+// step that wrote the bucket's last gradient) and the training loop (iterations, data batches,
+// counters).
 //
 // Cost: none when tracing is off, because the trainer then creates no tracer. When on, recording
 // an event is a clock read already done by the caller, a lock and an append of a fixed-size
@@ -38,6 +40,10 @@ struct TracerOptions {
   int64_t first_iteration = 1;
   int64_t last_iteration = std::numeric_limits<int64_t>::max();
   int lanes = 1;  // collective lanes: bucket b is reduced on lane b % lanes
+  // Stream nodes run on a device that times them itself (a GPU): ask the executor for device
+  // times in the traced iterations. CPU streams run their work when the host calls it, so their
+  // host times are already the device's.
+  bool device_times = false;
   // Records kept at most; later ones are counted in dropped() (bounds memory on long windows).
   int64_t max_records = 8 << 20;
 };
@@ -56,6 +62,10 @@ class Tracer final : public sched::ExecutionObserver,
   void OnIterationStart(int64_t iteration) override;
   void OnNodeStart(const sched::NodeEvent& event) override;
   void OnNodeEnd(const sched::NodeEvent& event) override;
+  bool WantsDeviceTimes(int64_t iteration) override {
+    return options_.device_times && Traces(iteration);
+  }
+  void OnDeviceSpan(const sched::DeviceSpan& span) override;
   void OnIterationEnd(int64_t iteration, const absl::Status& status) override;
   // dist::CollectiveObserver
   void OnCollectiveStart(const dist::CollectiveEvent& event) override;
@@ -99,6 +109,7 @@ class Tracer final : public sched::ExecutionObserver,
  private:
   enum class Kind : uint8_t {
     kNode,        // a task node: op step, update, allreduce issue or other added work
+    kLaunch,      // the host issuing a stream node whose device times come as a kNode
     kFlushWait,   // the compute stream waited for a bucket outside any iteration (Flush)
     kCollective,  // one operation on a lane
     kAllreduce,   // a bucket's allreduce from issue to reduction
@@ -120,7 +131,8 @@ class Tracer final : public sched::ExecutionObserver,
     double value = 0;       // update wait (ns) | data wait (s) | counter value
     std::string_view name;  // task node name (owned by the executor)
   };
-  enum class Role : uint8_t { kOther, kLane, kWorker, kCompute };
+  // Device roles are tracks of their own, not threads: a GPU stream or a GPU lane.
+  enum class Role : uint8_t { kOther, kLane, kWorker, kCompute, kDeviceStream, kDeviceLane };
   struct ThreadInfo {
     Role role = Role::kOther;
     int32_t number = 0;  // lane, worker index or stream
@@ -136,6 +148,7 @@ class Tracer final : public sched::ExecutionObserver,
   }
   // With mutex_ held.
   int32_t ThreadLocked(std::thread::id thread, Role role, int32_t number);
+  int32_t DeviceTrackLocked(Role role, int32_t number);
   int32_t InternLocked(std::string_view text);
   void PushLocked(const Record& record);
   void MaybeCloseWindowLocked();
@@ -150,6 +163,8 @@ class Tracer final : public sched::ExecutionObserver,
   // -2: not looked at yet).
   std::vector<int64_t> node_start_ns_;
   std::vector<int32_t> update_bucket_;
+  // Per task node with device times: the update's host wait, for the device span that follows.
+  std::vector<int64_t> node_wait_ns_;
   // Per bucket: the compute stream's wait inside the running update node.
   std::unique_ptr<std::atomic<int64_t>[]> update_wait_ns_;
   std::unique_ptr<std::atomic<bool>[]> in_update_;
@@ -161,6 +176,7 @@ class Tracer final : public sched::ExecutionObserver,
   std::vector<Record> records_;                               // guarded by mutex_
   int64_t dropped_ = 0;                                       // guarded by mutex_
   absl::flat_hash_map<std::thread::id, int32_t> thread_ids_;  // guarded by mutex_
+  absl::flat_hash_map<int64_t, int32_t> device_tracks_;       // guarded by mutex_
   std::vector<ThreadInfo> threads_;                           // guarded by mutex_; by tid
   int32_t workers_ = 0;                                       // guarded by mutex_
   std::vector<std::string> strings_;                          // guarded by mutex_

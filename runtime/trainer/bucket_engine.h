@@ -47,6 +47,9 @@ class BucketEngine {
   // On the compute stream: the SGD update of the bucket's range with `hyper`.
   virtual absl::Status Update(size_t bucket, const ops::SgdHyper& hyper) = 0;
   virtual int lanes() const = 0;
+  // The collectives the engine reduces with itself (a GPU's NCCL lanes), for observers such as
+  // the tracer; null where buckets go through the replica group's collectives.
+  virtual dist::Collectives* device_collectives() { return nullptr; }
   // Where the engine keeps the momentum off the host (a GPU): copies between it and the
   // optimizer's host copy (checkpoints, the start broadcast). No-ops for the host engine, which
   // updates the optimizer's own buffer.

@@ -453,10 +453,14 @@ absl::Status Trainer::Setup() {
                              .last_iteration = config_.trace_last > 0
                                                    ? config_.trace_last
                                                    : std::numeric_limits<int64_t>::max(),
-                             .lanes = group_->collectives().lanes()},
+                             .lanes = sync_->engine().lanes(),
+                             .device_times = device_->type() != ops::DeviceType::kCpu},
         *std::move(description));
     train_->executor().AddObserver(tracer_.get());
     group_->collectives().AddObserver(tracer_.get());
+    if (dist::Collectives* lanes = sync_->engine().device_collectives(); lanes != nullptr) {
+      lanes->AddObserver(tracer_.get());
+    }
     sync_->AddBucketObserver(tracer_.get());
     // Collective: every node measures its clock against node 0's, so the merged trace lines up.
     absl::StatusOr<double> offset = trace::MeasureClockOffsetMicros(group_->collectives());

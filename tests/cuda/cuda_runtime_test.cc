@@ -5,16 +5,20 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <mutex>
 #include <thread>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "ops/cuda/cuda_check.h"
 #include "ops/cuda/cuda_context.h"
 #include "ops/cuda/cuda_stream.h"
 #include "ops/cuda/device.h"
 #include "ops/cuda/launch.h"
+#include "scheduler/executor.h"
 #include "tests/support/assert_ok.h"
 
 namespace gradflow::ops::cuda {
@@ -272,6 +276,105 @@ TEST(CudaStreamTest, RejectsEventsOfOtherKinds) {
     CudaEvent other_device(1);
     EXPECT_EQ((*stream)->Record(other_device).code(), absl::StatusCode::kInvalidArgument);
   }
+}
+
+TEST(CudaStreamTest, MarkTimeNeedsAnAnchorAndReadsOnlyOncePassed) {
+  SKIP_WITHOUT_GPU();
+  absl::StatusOr<std::unique_ptr<CudaStream>> stream = CudaStream::Create();
+  GRADFLOW_ASSERT_OK(stream.status());
+  std::unique_ptr<sched::DeviceTimestamp> before_anchor;
+  (*stream)->Enqueue([&] { before_anchor = (*stream)->MarkTime(); });
+  EXPECT_EQ(before_anchor, nullptr);
+  const auto host_before = std::chrono::steady_clock::now();
+  GRADFLOW_ASSERT_OK((*stream)->StartTiming());
+  constexpr size_t kN = 1 << 24;
+  DeviceFloats x(kN), y(kN);
+  std::unique_ptr<sched::DeviceTimestamp> start, end;
+  (*stream)->Enqueue([&] {
+    start = (*stream)->MarkTime();
+    for (int i = 0; i < 50; ++i) {
+      ASSERT_EQ(launch::Add(x.data, x.data, y.data, kN, (*stream)->handle()), cudaSuccess);
+    }
+    end = (*stream)->MarkTime();
+  });
+  ASSERT_NE(start, nullptr);
+  ASSERT_NE(end, nullptr);
+  // 50 passes over 192 MB take milliseconds: the host reads before the device gets there.
+  EXPECT_EQ(end->Time().status().code(), absl::StatusCode::kFailedPrecondition);
+  GRADFLOW_ASSERT_OK((*stream)->Synchronize());
+  const auto host_after = std::chrono::steady_clock::now();
+  absl::StatusOr<std::chrono::steady_clock::time_point> from = start->Time();
+  absl::StatusOr<std::chrono::steady_clock::time_point> to = end->Time();
+  GRADFLOW_ASSERT_OK(from.status());
+  GRADFLOW_ASSERT_OK(to.status());
+  EXPECT_LE(host_before, *from);
+  EXPECT_LT(*from, *to);
+  EXPECT_LE(*to, host_after + std::chrono::microseconds(50));
+  EXPECT_GT(*to - *from, std::chrono::microseconds(500));
+}
+
+// The executor on a CUDA stream: device spans come from CUDA events, so they last as long as the
+// kernels, not as long as the launches.
+TEST(CudaStreamTest, ExecutorReportsDeviceSpansFromCudaEvents) {
+  SKIP_WITHOUT_GPU();
+  absl::StatusOr<std::unique_ptr<CudaStream>> stream = CudaStream::Create();
+  GRADFLOW_ASSERT_OK(stream.status());
+  constexpr size_t kN = 1 << 24;
+  DeviceFloats x(kN), y(kN);
+  sched::TaskGraph graph;
+  int32_t previous = -1;
+  for (int node = 0; node < 6; ++node) {
+    const int32_t id = graph.AddNode(absl::StrCat("adds", node), 0, [&] {
+      for (int i = 0; i < 20; ++i) {
+        const cudaError_t e = launch::Add(x.data, x.data, y.data, kN, (*stream)->handle());
+        if (e != cudaSuccess) return CudaStatus(e, "Add");
+      }
+      return absl::OkStatus();
+    });
+    if (previous >= 0) graph.AddEdge(previous, id);
+    previous = id;
+  }
+  absl::StatusOr<std::unique_ptr<sched::Executor>> executor =
+      sched::Executor::Create(std::move(graph), {stream->get()});
+  GRADFLOW_ASSERT_OK(executor.status());
+  struct Observer final : sched::ExecutionObserver {
+    bool WantsDeviceTimes(int64_t iteration) override { return iteration == 2; }
+    void OnNodeStart(const sched::NodeEvent& e) override {
+      std::lock_guard lock(mutex);
+      issue_start[e.node] = e.time;
+    }
+    void OnNodeEnd(const sched::NodeEvent& e) override {
+      std::lock_guard lock(mutex);
+      if (e.iteration == 2)
+        issue_us += std::chrono::duration<double, std::micro>(e.time - issue_start[e.node]).count();
+    }
+    void OnDeviceSpan(const sched::DeviceSpan& span) override { spans.push_back(span); }
+    std::mutex mutex;
+    std::map<int32_t, std::chrono::steady_clock::time_point> issue_start;
+    double issue_us = 0;
+    std::vector<sched::DeviceSpan> spans;
+  } observer;
+  (*executor)->AddObserver(&observer);
+  GRADFLOW_ASSERT_OK((*executor)->Run());
+  EXPECT_TRUE(observer.spans.empty());
+  const auto before = std::chrono::steady_clock::now();
+  GRADFLOW_ASSERT_OK((*executor)->Run());
+  const auto after = std::chrono::steady_clock::now();
+  ASSERT_EQ(observer.spans.size(), 6u);
+  double device_us = 0;
+  for (size_t i = 0; i < observer.spans.size(); ++i) {
+    const sched::DeviceSpan& span = observer.spans[i];
+    EXPECT_EQ(span.node, static_cast<int32_t>(i));
+    EXPECT_LE(before, span.start);
+    EXPECT_LT(span.start, span.end);
+    EXPECT_LE(span.end, after);
+    if (i > 0) {
+      EXPECT_LE(observer.spans[i - 1].end, span.start);
+    }
+    device_us += std::chrono::duration<double, std::micro>(span.end - span.start).count();
+  }
+  EXPECT_GT(device_us, 5 * observer.issue_us) << "device spans look like launch times";
+  GRADFLOW_ASSERT_OK(CudaStatus(cudaGetLastError(), "launches"));
 }
 
 }  // namespace

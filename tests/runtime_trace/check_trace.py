@@ -65,7 +65,8 @@ def main():
     for pid in range(args.nodes):
         names = {n for (p, _), n in thread_names.items() if p == pid}
         for wanted in ("compute stream", "data loader", "training loop"):
-            if wanted not in names:
+            # A device that times its own work (a GPU) has a track "GPU compute stream".
+            if wanted not in names and f"GPU {wanted}" not in names:
                 fail(f"node {pid} has no thread named {wanted!r} (has {sorted(names)})")
         # Scheduler workers appear only when host-stream nodes ran (every thread with events
         # must be named, checked above); the training graph's nodes all run on the compute stream.

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -13,9 +14,9 @@
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "runtime/json/json.h"
 #include "runtime/trace/chrome_json.h"
 #include "runtime/trace/gather.h"
-#include "runtime/json/json.h"
 #include "runtime/trace/summary.h"
 #include "tests/runtime_dist/dist_test_util.h"
 #include "tests/runtime_trace/traced_replica.h"
@@ -57,10 +58,13 @@ void ExpectValidTrace(const std::string& path, int nodes, const std::string& ite
 }
 
 // One node: train, write, check.
-std::string TraceOneNode(int iterations, int64_t first, int64_t last) {
+std::string TraceOneNode(int iterations, int64_t first, int64_t last, bool device_times = false) {
   std::unique_ptr<dist::Collectives> solo = dist::CreateSoloCollectives(2);
-  absl::StatusOr<std::unique_ptr<TracedReplica>> replica = TracedReplica::Create(
-      *solo, ReplicaOptions{.rank = 0, .first_iteration = first, .last_iteration = last});
+  absl::StatusOr<std::unique_ptr<TracedReplica>> replica =
+      TracedReplica::Create(*solo, ReplicaOptions{.rank = 0,
+                                                  .first_iteration = first,
+                                                  .last_iteration = last,
+                                                  .device_times = device_times});
   EXPECT_TRUE(replica.ok()) << replica.status();
   if (!replica.ok()) return "";
   EXPECT_TRUE((*replica)->Train(iterations).ok());
@@ -82,6 +86,50 @@ TEST(TraceTest, OneNodeTraceIsValidChromeJson) {
   EXPECT_THAT(text, HasSubstr("\"name\":\"images/s\""));
   EXPECT_THAT(text, HasSubstr("\"name\":\"data batch 2\""));
   EXPECT_THAT(text, HasSubstr("\"graph\":\"fmnist-cnn\""));
+}
+
+// The GPU layout, on the CPU stream (whose MarkTime is the host clock): ops and updates on a
+// device track with the executor's device spans, and the host's launches on the issuing thread.
+TEST(TraceTest, DeviceTimedStreamsGetATrackOfTheirOwnBesideTheLaunches) {
+  const std::string path = TraceOneNode(4, 2, 3, /*device_times=*/true);
+  ExpectValidTrace(path, 1, "2:3");
+  absl::StatusOr<json::JsonValue> doc = json::ParseJson(ReadAll(path), path);
+  ASSERT_TRUE(doc.ok()) << doc.status();
+  std::map<double, std::string> thread_names;
+  for (const json::JsonValue& e : doc->Find("traceEvents")->items()) {
+    if (e.StringOr("ph", "") == "M" && e.StringOr("name", "") == "thread_name") {
+      thread_names[e.NumberOr("tid", -1)] = e.Find("args")->StringOr("name", "");
+    }
+  }
+  std::map<std::string, int> ops_on, launches_on, updates_on;
+  std::map<std::pair<double, std::string>, int> launched;  // (iteration, name)
+  std::map<std::pair<double, std::string>, int> ran;
+  for (const json::JsonValue& e : doc->Find("traceEvents")->items()) {
+    if (e.StringOr("ph", "") != "X") continue;
+    const std::string cat = e.StringOr("cat", "");
+    const std::string track = thread_names[e.NumberOr("tid", -1)];
+    const double iteration = e.Find("args")->NumberOr("iteration", -1);
+    if (cat == "op") {
+      ++ops_on[track];
+      ++ran[{iteration, e.StringOr("name", "")}];
+    } else if (cat == "update") {
+      ++updates_on[track];
+      ++ran[{iteration, e.StringOr("name", "")}];
+    } else if (cat == "launch") {
+      ++launches_on[track];
+      ++launched[{iteration, e.StringOr("name", "")}];
+    }
+  }
+  ASSERT_EQ(ops_on.size(), 1u);
+  EXPECT_EQ(ops_on.begin()->first, "GPU compute stream");
+  ASSERT_EQ(updates_on.size(), 1u);
+  EXPECT_EQ(updates_on.begin()->first, "GPU compute stream");
+  EXPECT_EQ(launches_on.count("GPU compute stream"), 0u);
+  // Every op and update that ran on the device was launched once, in the same iteration.
+  for (const auto& [key, count] : ran) {
+    EXPECT_EQ(count, 1) << key.second;
+    EXPECT_EQ(launched[key], 1) << key.second << " in iteration " << key.first;
+  }
 }
 
 // An X event starting inside the first op of the trace and ending after it, on its thread.
@@ -230,6 +278,29 @@ TEST(TraceTest, SummaryReportsOpsIterationsAndStalls) {
     EXPECT_THAT(report, ::testing::ContainsRegex(absl::StrCat("\n  0 +", it, " ")));
   }
   EXPECT_THAT(report, Not(HasSubstr("(no op events)")));
+}
+
+// Hand-computed: backward covers [0,100) and [150,200); the allreduces [50,120) and [300,310)
+// spend 50 of their 80 us while backward runs, and one of the two overlaps it.
+TEST(TraceTest, SummaryMeasuresAllreducesDuringBackward) {
+  const std::string trace = R"({"traceEvents":[
+{"name":"thread_name","ph":"M","ts":0,"pid":0,"tid":5,"args":{"name":"GPU collectives lane 0"}},
+{"name":"c1","cat":"op","ph":"X","ts":0,"dur":100,"pid":0,"tid":4,"args":{"op":"Conv2DBackwardData","phase":"backward"}},
+{"name":"f1","cat":"op","ph":"X","ts":100,"dur":50,"pid":0,"tid":4,"args":{"op":"Conv2D","phase":"forward"}},
+{"name":"c2","cat":"op","ph":"X","ts":150,"dur":50,"pid":0,"tid":4,"args":{"op":"Relu","phase":"backward"}},
+{"name":"allreduce","cat":"collective","ph":"X","ts":50,"dur":70,"pid":0,"tid":5,"args":{}},
+{"name":"allreduce","cat":"collective","ph":"X","ts":300,"dur":10,"pid":0,"tid":5,"args":{}},
+{"name":"barrier","cat":"collective","ph":"X","ts":0,"dur":500,"pid":0,"tid":5,"args":{}}]})";
+  absl::StatusOr<std::string> report = SummarizeTrace(trace, "hand.json");
+  ASSERT_TRUE(report.ok()) << report.status();
+  EXPECT_THAT(*report, HasSubstr("node 0: 2 allreduces on GPU lanes, 0.080 ms; 0.050 ms ( 62.5%) "
+                                 "while backward ops ran; 1 of them overlapped backward"));
+  // A CPU trace's lanes are host threads; a trace without lanes says so.
+  const std::string path = TraceOneNode(2, 1, 2);
+  absl::StatusOr<std::string> cpu = SummarizeTrace(ReadAll(path), path);
+  ASSERT_TRUE(cpu.ok()) << cpu.status();
+  EXPECT_THAT(*cpu, ::testing::AnyOf(HasSubstr("on host lanes"),
+                                     HasSubstr("(no allreduces on collective lanes)")));
 }
 
 TEST(TraceTest, SummaryRejectsMalformedFilesNamingThem) {

@@ -49,7 +49,8 @@ absl::StatusOr<std::unique_ptr<TracedReplica>> TracedReplica::Create(
   r->tracer_ = std::make_unique<Tracer>(TracerOptions{.rank = options.rank,
                                                       .first_iteration = options.first_iteration,
                                                       .last_iteration = options.last_iteration,
-                                                      .lanes = collectives.lanes()},
+                                                      .lanes = collectives.lanes(),
+                                                      .device_times = options.device_times},
                                         *std::move(description));
   r->graph_->executor().AddObserver(r->tracer_.get());
   collectives.AddObserver(r->tracer_.get());

@@ -22,6 +22,7 @@ struct ReplicaOptions {
   int64_t last_iteration = 1 << 30;
   int64_t batch = 4;
   int64_t bucket_bytes = 64 << 10;  // small: several buckets, overlapping allreduces
+  bool device_times = false;        // TracerOptions::device_times
 };
 
 class TracedReplica {

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <numeric>
@@ -328,6 +329,148 @@ TEST(ExecutorTest, CompletionCallbacksRunAfterTheNodeEveryIteration) {
   }
   for (int32_t id = 0; id < dag.size(); ++id) EXPECT_EQ(calls[id].load(), id % 3 == 0 ? 10 : 0);
   EXPECT_EQ(early.load(), 0);
+}
+
+// The CPU stream with its host callbacks counted: what a CUDA stream would turn into
+// cudaLaunchHostFunc calls, each holding the GPU stream for a host thread's wake-up.
+class CallbackCountingStream final : public Stream {
+ public:
+  void Enqueue(Work work) override { stream_.Enqueue(std::move(work)); }
+  void EnqueueHostCallback(Work callback) override {
+    callbacks_.fetch_add(1);
+    stream_.EnqueueHostCallback(std::move(callback));
+  }
+  std::unique_ptr<Event> CreateEvent() override { return stream_.CreateEvent(); }
+  absl::Status Record(Event& event) override { return stream_.Record(event); }
+  absl::Status Wait(Event& event) override { return stream_.Wait(event); }
+  absl::Status Synchronize() override { return stream_.Synchronize(); }
+  std::unique_ptr<DeviceTimestamp> MarkTime() override { return stream_.MarkTime(); }
+  int callbacks() const { return callbacks_.load(); }
+
+ private:
+  CpuStream stream_;
+  std::atomic<int> callbacks_{0};
+};
+
+TEST(ExecutorTest, OnlyNodesTheHostWaitsForGetHostCallbacks) {
+  CallbackCountingStream stream;
+  TaskGraph graph;
+  std::atomic<int> ran{0};
+  std::atomic<bool> last_finished{false};
+  std::atomic<bool> host_saw_fifth{false};
+  int32_t previous = -1;
+  for (int i = 0; i < 10; ++i) {
+    const int32_t node = graph.AddNode(absl::StrCat("s", i), 0, [&, i] {
+      ran.fetch_add(1);
+      if (i == 9) {
+        // Run must wait for the device's last item even though nothing on the host does.
+        std::this_thread::sleep_for(std::chrono::milliseconds(30));
+        last_finished.store(true);
+      }
+      return absl::OkStatus();
+    });
+    if (previous >= 0) graph.AddEdge(previous, node);
+    previous = node;
+    if (i == 4) {
+      const int32_t host = graph.AddNode("host", kHostStream, [&] {
+        host_saw_fifth.store(ran.load() >= 5);
+        return absl::OkStatus();
+      });
+      graph.AddEdge(node, host);
+    }
+  }
+  absl::StatusOr<std::unique_ptr<Executor>> executor =
+      Executor::Create(std::move(graph), {&stream});
+  ASSERT_TRUE(executor.ok()) << executor.status();
+  for (int iteration = 1; iteration <= 3; ++iteration) {
+    last_finished.store(false);
+    ASSERT_TRUE((*executor)->Run().ok());
+    EXPECT_TRUE(last_finished.load()) << "Run returned before the stream finished";
+    EXPECT_TRUE(host_saw_fifth.load());
+    // Per iteration: the node the host node waits for, and the end of the stream.
+    EXPECT_EQ(stream.callbacks(), 2 * iteration);
+  }
+  // A completion callback added later gets its node a host callback from the next run on.
+  std::atomic<int> completed{0};
+  ASSERT_TRUE((*executor)->OnNodeComplete(2, [&] { completed.fetch_add(1); }).ok());
+  ASSERT_TRUE((*executor)->Run().ok());
+  EXPECT_EQ(stream.callbacks(), 6 + 3);
+  EXPECT_EQ(completed.load(), 1);
+}
+
+// Asks for device times in one iteration only and keeps what it is told.
+class DeviceTimesObserver final : public ExecutionObserver {
+ public:
+  explicit DeviceTimesObserver(int64_t timed) : timed_(timed) {}
+  bool WantsDeviceTimes(int64_t iteration) override { return iteration == timed_; }
+  void OnNodeStart(const NodeEvent& event) override {
+    std::lock_guard lock(mutex_);
+    host_start[{event.iteration, event.node}] = event.time;
+  }
+  void OnNodeEnd(const NodeEvent& event) override {
+    std::lock_guard lock(mutex_);
+    host_end[{event.iteration, event.node}] = event.time;
+  }
+  void OnDeviceSpan(const DeviceSpan& span) override {
+    std::lock_guard lock(mutex_);
+    spans.push_back(span);
+  }
+  void OnIterationEnd(int64_t iteration, const absl::Status& /*status*/) override {
+    std::lock_guard lock(mutex_);
+    for (const DeviceSpan& span : spans) {
+      if (span.iteration == iteration) ++spans_before_end;
+    }
+  }
+
+  std::mutex mutex_;
+  std::map<std::pair<int64_t, int32_t>, std::chrono::steady_clock::time_point> host_start;
+  std::map<std::pair<int64_t, int32_t>, std::chrono::steady_clock::time_point> host_end;
+  std::vector<DeviceSpan> spans;
+  int spans_before_end = 0;
+
+ private:
+  const int64_t timed_;
+};
+
+TEST(ExecutorTest, DeviceSpansOfEveryStreamNodeComeOnlyForIterationsThatAsk) {
+  ManyTbbThreads tbb_threads;
+  std::mt19937 rng(5);
+  RandomDag dag(rng, 80, 2, 0.3);
+  auto cpu_streams = MakeStreams(2);
+  absl::StatusOr<std::unique_ptr<Executor>> executor =
+      Executor::Create(dag.Build(nullptr), Pointers(cpu_streams), {.host_threads = 2});
+  ASSERT_TRUE(executor.ok()) << executor.status();
+  DeviceTimesObserver observer(/*timed=*/2);
+  (*executor)->AddObserver(&observer);
+  for (int iteration = 0; iteration < 3; ++iteration) {
+    dag.Reset();
+    ASSERT_TRUE((*executor)->Run().ok());
+  }
+  int stream_nodes = 0;
+  for (int32_t id = 0; id < dag.size(); ++id) stream_nodes += dag.stream_of(id) != kHostStream;
+  ASSERT_GT(stream_nodes, 10);
+  ASSERT_EQ(observer.spans.size(), static_cast<size_t>(stream_nodes));
+  EXPECT_EQ(observer.spans_before_end, stream_nodes);
+  std::map<int32_t, std::vector<const DeviceSpan*>> by_stream;
+  for (const DeviceSpan& span : observer.spans) {
+    EXPECT_EQ(span.iteration, 2);
+    EXPECT_EQ(span.stream, dag.stream_of(span.node));
+    EXPECT_EQ(span.name, absl::StrCat("n", span.node));
+    // On the CPU the stream's thread runs the work, so the device span is inside the host's.
+    const std::pair<int64_t, int32_t> key{2, span.node};
+    EXPECT_LE(observer.host_start[key], span.start);
+    EXPECT_LE(span.start, span.end);
+    EXPECT_LE(span.end, observer.host_end[key]);
+    by_stream[span.stream].push_back(&span);
+  }
+  // A stream runs one item at a time: its spans never overlap.
+  for (auto& [stream, spans] : by_stream) {
+    std::sort(spans.begin(), spans.end(),
+              [](const DeviceSpan* a, const DeviceSpan* b) { return a->start < b->start; });
+    for (size_t i = 1; i < spans.size(); ++i) {
+      EXPECT_LE(spans[i - 1]->end, spans[i]->start) << "stream " << stream;
+    }
+  }
 }
 
 TEST(ExecutorTest, RunFromInsideAnIterationIsRefused) {

@@ -200,6 +200,9 @@ class CudaBucketEngine final : public BucketEngine {
   }
 
   int lanes() const override { return lanes_; }
+  dist::Collectives* device_collectives() override {
+    return reduction_ == Reduction::kNccl ? nccl_ : nullptr;
+  }
 
   absl::Status MomentumToHost(Optimizer& optimizer) override {
     std::span<float> host = optimizer.mutable_momentum();
