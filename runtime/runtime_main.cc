@@ -181,7 +181,9 @@ int Main(int argc, char** argv) {
   flags.Double("first-layers-bucket-mb", &dist.first_layers_bucket_mb,
                "cap of the first layers' own last bucket in MB, whose allreduce cannot overlap "
                "backward (0: no such bucket)");
-  flags.Int("comm-lanes", &dist.lanes, "buckets reduced at once, each on its own Gloo context");
+  flags.Int(
+      "comm-lanes", &dist.lanes,
+      "buckets reduced at once, each on its own Gloo context (NCCL: one communicator per GPU)");
   flags.String("allreduce-algo", &dist.algorithm, "auto | ring | halving-doubling", "ALGO");
   flags.String("transport", &dist.transport, "auto | tcp | ibverbs", "KIND");
   std::string trace_iters;

@@ -2,6 +2,7 @@
 
 #include <pthread.h>
 
+#include <chrono>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -69,9 +70,10 @@ void CudaStream::NoteError(absl::Status status) {
 void CudaStream::Enqueue(sched::Work work) {
   std::lock_guard<std::mutex> lock(issue_mutex_);
   // The CUDA device is per host thread; the work's launches must land on this stream's device.
+  // cudaSetDevice fails on a context that already faulted: the work still runs, so that its own
+  // calls fail and its caller (an executor node) reports the error instead of skipping silently.
   if (absl::Status s = CudaStatus(cudaSetDevice(device_), "cudaSetDevice"); !s.ok()) {
     NoteError(std::move(s));
-    return;
   }
   std::move(work)();
 }
@@ -81,6 +83,8 @@ void CudaStream::HostFunction(void* self) {
   auto* stream = static_cast<CudaStream*>(self);
   {
     std::lock_guard<std::mutex> lock(stream->callback_mutex_);
+    // After a fault every launched callback was handed over already.
+    if (stream->faulted_ || stream->launched_.empty()) return;
     stream->ready_.push_back(std::move(stream->launched_.front()));
     stream->launched_.pop_front();
   }
@@ -91,8 +95,14 @@ void CudaStream::EnqueueHostCallback(sched::Work callback) {
   std::lock_guard<std::mutex> issue(issue_mutex_);
   {
     std::lock_guard<std::mutex> lock(callback_mutex_);
-    launched_.push_back(std::move(callback));
     ++callbacks_enqueued_;
+    if (faulted_) {
+      // The device will not reach it: run it now, as for every callback launched before.
+      ready_.push_back(std::move(callback));
+      callbacks_ready_.notify_one();
+      return;
+    }
+    launched_.push_back(std::move(callback));
   }
   absl::Status status = CudaStatus(cudaSetDevice(device_), "cudaSetDevice");
   if (status.ok()) {
@@ -114,9 +124,31 @@ void CudaStream::EnqueueHostCallback(sched::Work callback) {
 
 void CudaStream::CallbackLoop(std::string thread_name) {
   pthread_setname_np(pthread_self(), thread_name.substr(0, 15).c_str());
+  cudaSetDevice(device_);  // for the fault check's cudaStreamQuery
   std::unique_lock<std::mutex> lock(callback_mutex_);
   while (true) {
-    callbacks_ready_.wait(lock, [this] { return stopping_ || !ready_.empty(); });
+    // CUDA never runs a host function once a kernel or copy before it has faulted (the context's
+    // error is sticky), and whoever waits for one (the executor's end of an iteration) would wait
+    // forever: while callbacks are outstanding, the stream is checked every 100 ms, and on a
+    // fault they are all run, with the error kept for Synchronize.
+    if (!callbacks_ready_.wait_for(lock, std::chrono::milliseconds(100),
+                                   [this] { return stopping_ || !ready_.empty(); })) {
+      if (launched_.empty() || faulted_) continue;
+      lock.unlock();
+      const cudaError_t state = cudaStreamQuery(stream_);
+      lock.lock();
+      if (state != cudaSuccess && state != cudaErrorNotReady && !faulted_) {
+        faulted_ = true;
+        if (first_error_.ok()) {
+          first_error_ = CudaStatus(state, "a kernel or copy on this stream");
+        }
+        while (!launched_.empty()) {
+          ready_.push_back(std::move(launched_.front()));
+          launched_.pop_front();
+        }
+      }
+      continue;
+    }
     if (ready_.empty()) return;  // stopping, and every callback that was reached has run
     sched::Work work = std::move(ready_.front());
     ready_.pop_front();

@@ -4,7 +4,10 @@
 //   (kernels, cuDNN/cuBLAS calls, copies issued on handle()), and its device effect completes
 //   later, in stream order. A mutex makes the launches of two threads follow their call order.
 // - EnqueueHostCallback goes through cudaLaunchHostFunc, whose function may not call CUDA: it
-//   only hands the callback to this stream's callback thread, which runs it (in order).
+//   only hands the callback to this stream's callback thread, which runs it (in order). CUDA
+//   never reaches a host function behind a faulted kernel, so while callbacks are outstanding
+//   that thread checks the stream every 100 ms and, on a fault, runs them all (Synchronize
+//   reports the fault): an iteration whose kernel faults fails instead of hanging.
 // - Events are cudaEvents without timing; Record/Wait are cudaEventRecord/cudaStreamWaitEvent,
 //   so the host never blocks to order two streams.
 // - Device timing (profiling): StartTiming anchors the device's clock on this stream
@@ -109,6 +112,7 @@ class CudaStream final : public sched::Stream {
   uint64_t callbacks_enqueued_ = 0;
   uint64_t callbacks_completed_ = 0;
   bool stopping_ = false;
+  bool faulted_ = false;  // the device stopped: host functions will never run
   absl::Status first_error_;
   std::thread callback_thread_;
 };

@@ -31,6 +31,8 @@ absl::StatusOr<std::unique_ptr<CudaSgdUpdate>> CudaSgdUpdate::Prepare(
   absl::StatusOr<void*> table = context.allocator().Allocate(bytes);
   if (!table.ok()) return table.status();
   update->chunks_ = *table;
+  // The calling thread may have last used another GPU (one process drives several).
+  GF_CUDA_RETURN_IF_ERROR(CudaStatus(cudaSetDevice(context.device()), "cudaSetDevice"));
   GF_CUDA_RETURN_IF_ERROR(CudaStatus(cudaMemcpyAsync(update->chunks_, chunks.data(), bytes,
                                                      cudaMemcpyHostToDevice, context.stream()),
                                      "copying the SGD chunk table"));

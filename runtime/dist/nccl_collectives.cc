@@ -79,13 +79,9 @@ class NcclCollectivesImpl final : public NcclCollectives {
     work_.notify_all();
     monitor_.join();
     cudaSetDevice(device_);
-    const bool healthy = !aborted_;
+    // An aborted communicator is freed already (AbortCommunicators nulls it).
     for (ncclComm_t comm : comms_) {
-      if (healthy) {
-        ncclCommDestroy(comm);
-      } else {
-        ncclCommAbort(comm);
-      }
+      if (comm != nullptr) ncclCommDestroy(comm);
     }
     for (Lane& lane : lanes_) {
       for (cudaEvent_t event : lane.spare_events) cudaEventDestroy(event);
@@ -138,7 +134,7 @@ class NcclCollectivesImpl final : public NcclCollectives {
       return absl::InvalidArgumentError(
           absl::StrCat("lane ", lane, " is not in [0, ", lanes(), ")"));
     }
-    std::lock_guard<std::mutex> lane_lock(lanes_[lane].issue_mutex);
+    std::lock_guard<std::mutex> issue_lock(issue_mutex_);
     GF_CUDA_RETURN_IF_ERROR(CudaStatus(cudaSetDevice(device_), "cudaSetDevice"));
     return CudaStatus(cudaEventRecord(cuda_event->handle(), streams_[lane]), "cudaEventRecord");
   }
@@ -155,7 +151,6 @@ class NcclCollectivesImpl final : public NcclCollectives {
     Clock::time_point deadline;
   };
   struct Lane {
-    std::mutex issue_mutex;  // a communicator is not thread-safe
     std::deque<Pending> queue;
     std::vector<cudaEvent_t> spare_events;
     int64_t sequence = 0;
@@ -181,20 +176,36 @@ class NcclCollectivesImpl final : public NcclCollectives {
                                                        ": lanes are 0..", lanes() - 1)));
       return;
     }
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      if (!failure_.ok()) {
-        Pending p;
-        p.status = failure_;
-        p.done = std::move(done);
-        immediate_.push_back(std::move(p));
-        ++pending_;
-        work_.notify_all();
-        return;
-      }
-    }
     Lane& l = lanes_[lane];
-    std::lock_guard<std::mutex> lane_lock(l.issue_mutex);
+    bool communicators_broken = false;
+    {
+      // NCCL: "not safe to issue NCCL operations in parallel to independent communicators
+      // located on the same device", so one lock serves every lane; it is taken before mutex_.
+      std::lock_guard<std::mutex> issue_lock(issue_mutex_);
+      {
+        // Checked under the issue lock: an abort takes it too, so no call reaches a freed
+        // communicator.
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (!failure_.ok()) {
+          Pending p;
+          p.status = failure_;
+          p.done = std::move(done);
+          immediate_.push_back(std::move(p));
+          ++pending_;
+          work_.notify_all();
+          return;
+        }
+      }
+      communicators_broken = IssueLocked(kind, lane, bytes, ready, std::move(done), call, l);
+    }
+    if (communicators_broken) AbortCommunicators();
+  }
+
+  // With issue_mutex_ held. True when the NCCL call failed or never finished enqueueing: the
+  // communicator is then in an unknown state, and everything fails and is aborted.
+  template <typename Call>
+  bool IssueLocked(CollectiveKind kind, int lane, int64_t bytes, sched::Event* ready, Done done,
+                   Call& call, Lane& l) {
     Pending p;
     p.done = std::move(done);
     p.info.kind = kind;
@@ -203,7 +214,8 @@ class NcclCollectivesImpl final : public NcclCollectives {
     p.info.algorithm = kind == CollectiveKind::kBarrier ? "" : "nccl";
     p.info.start = Clock::now();
     p.deadline = p.info.start + options_.timeout;
-    absl::Status status = Launch(lane, ready, call, p);
+    bool called_nccl = false;
+    absl::Status status = Launch(lane, ready, call, p, called_nccl);
     std::lock_guard<std::mutex> lock(mutex_);
     p.info.sequence = l.sequence++;
     if (!status.ok()) {
@@ -215,11 +227,24 @@ class NcclCollectivesImpl final : public NcclCollectives {
     for (CollectiveObserver* observer : observers_) observer->OnCollectiveStart(p.info);
     l.queue.push_back(std::move(p));
     ++pending_;
+    if (!status.ok() && called_nccl) {
+      std::vector<Pending> finished;
+      FailLocked(absl::InternalError(absl::StrCat(CollectiveKindName(kind), " on lane ", lane,
+                                                  " failed to enqueue: ", status.message(),
+                                                  "; NCCL communicators aborted")),
+                 finished);
+      pending_ -= finished.size();
+      for (Pending& f : finished) {
+        immediate_.push_back(std::move(f));
+        ++pending_;
+      }
+    }
     work_.notify_all();
+    return !status.ok() && called_nccl;
   }
 
   template <typename Call>
-  absl::Status Launch(int lane, sched::Event* ready, Call& call, Pending& p) {
+  absl::Status Launch(int lane, sched::Event* ready, Call& call, Pending& p, bool& called_nccl) {
     GF_CUDA_RETURN_IF_ERROR(CudaStatus(cudaSetDevice(device_), "cudaSetDevice"));
     if (ready != nullptr) {
       auto* cuda_event = dynamic_cast<ops::cuda::CudaEvent*>(ready);
@@ -231,9 +256,12 @@ class NcclCollectivesImpl final : public NcclCollectives {
     }
     std::shared_ptr<const ops::cuda::DeviceClock> clock = ops::cuda::CurrentDeviceClock(device_);
     p.device_start = timing_events_->Mark(clock, streams_[lane]);
+    called_nccl = true;
     GF_CUDA_RETURN_IF_ERROR(NcclStatus(call(comms_[lane], streams_[lane]), "NCCL call"));
-    p.device_end = timing_events_->Mark(std::move(clock), streams_[lane]);
+    // A non-blocking communicator may enqueue the kernel only once it is idle again (the first
+    // operation sets up connections): the end mark goes after that.
     GF_CUDA_RETURN_IF_ERROR(WaitIdle(comms_[lane], p.deadline, "enqueueing the NCCL call"));
+    p.device_end = timing_events_->Mark(std::move(clock), streams_[lane]);
     {
       std::lock_guard<std::mutex> lock(mutex_);
       Lane& l = lanes_[lane];
@@ -249,14 +277,10 @@ class NcclCollectivesImpl final : public NcclCollectives {
     return CudaStatus(cudaEventRecord(p.event, streams_[lane]), "cudaEventRecord");
   }
 
-  // Fails everything: aborts the communicators (which unblocks their kernels) and completes
-  // every pending operation with `status`. Called with mutex_ held.
+  // Fails everything: completes every pending operation with `status`, and every later one.
+  // Called with mutex_ held; the caller then calls AbortCommunicators without it.
   void FailLocked(absl::Status status, std::vector<Pending>& finished) {
-    if (failure_.ok()) {
-      failure_ = std::move(status);
-      for (ncclComm_t comm : comms_) ncclCommAbort(comm);
-      aborted_ = true;
-    }
+    if (failure_.ok()) failure_ = std::move(status);
     for (Lane& lane : lanes_) {
       while (!lane.queue.empty()) {
         Pending p = std::move(lane.queue.front());
@@ -267,6 +291,21 @@ class NcclCollectivesImpl final : public NcclCollectives {
         finished.push_back(std::move(p));
       }
     }
+  }
+
+  // Aborts (and frees) every communicator once something has failed, which unblocks their
+  // kernels. Takes the issue lock first, as Issue does, so no thread is inside an NCCL call on a
+  // communicator being freed; a call stuck enqueueing holds it at most until its deadline.
+  void AbortCommunicators() {
+    std::lock_guard<std::mutex> issue_lock(issue_mutex_);
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (failure_.ok() || aborted_) return;
+    cudaSetDevice(device_);
+    for (ncclComm_t& comm : comms_) {
+      if (comm != nullptr) ncclCommAbort(comm);
+      comm = nullptr;
+    }
+    aborted_ = true;
   }
 
   void MonitorLoop() {
@@ -323,7 +362,11 @@ class NcclCollectivesImpl final : public NcclCollectives {
         }
       }
       pending_ -= finished.size();
+      const bool failed = !failure_.ok();
       lock.unlock();
+      // Before the callbacks: a caller told of the failure may synchronize a stream that waits
+      // on a stuck NCCL kernel, which only the abort releases.
+      if (failed) AbortCommunicators();
       for (Pending& p : finished) {
         p.info.end = Clock::now();
         if (p.status.ok() && p.device_start != nullptr && p.device_end != nullptr) {
@@ -362,6 +405,7 @@ class NcclCollectivesImpl final : public NcclCollectives {
   const std::shared_ptr<ops::cuda::TimingEventPool> timing_events_ =
       std::make_shared<ops::cuda::TimingEventPool>(device_);
 
+  std::mutex issue_mutex_;  // NCCL calls on any lane; taken before mutex_
   std::mutex mutex_;
   std::condition_variable work_;
   std::condition_variable drained_;

@@ -38,6 +38,13 @@
 
 namespace gradflow::runtime::dist {
 
+// Lanes for gradient buckets over NCCL: one communicator per GPU. NCCL's guide warns that
+// operations on several communicators of one device can deadlock when their kernels are not
+// scheduled in the same order on every GPU ("Using multiple NCCL communicators concurrently").
+// One communication stream already runs beside the compute stream, which is the overlap that
+// matters; PyTorch DDP and Horovod also use one.
+inline constexpr int kGradientNcclLanes = 1;
+
 struct NcclOptions {
   int lanes = 2;
   std::chrono::milliseconds timeout{300000};

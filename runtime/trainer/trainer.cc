@@ -492,9 +492,9 @@ absl::Status Trainer::ConnectLocalGpus() {
       dist::CreateNcclCollectivesForDevices(
           *store, static_cast<int>(config_.dist.rank * Devices()),
           static_cast<int>(config_.dist.nodes * Devices()), gpus,
-          {.lanes = static_cast<int>(config_.dist.lanes),
-           .timeout = std::chrono::milliseconds(
-               static_cast<int64_t>(config_.dist.timeout_seconds * 1000)),
+          {.lanes = dist::kGradientNcclLanes,
+           .timeout =
+               std::chrono::milliseconds(static_cast<int64_t>(config_.dist.timeout_seconds * 1000)),
            .key_prefix = "nccl/devices"});
   if (!nccl.ok()) return nccl.status();
   nccl_ = *std::move(nccl);

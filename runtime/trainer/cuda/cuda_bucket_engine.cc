@@ -62,14 +62,17 @@ class CudaBucketEngine final : public BucketEngine {
     momentum_ = *momentum;
     if (options.nccl != nullptr) {
       nccl_ = options.nccl;
-      lanes_ = options.lanes;
+      lanes_ = nccl_->lanes();
     } else if (reduction_ == Reduction::kNccl) {
-      absl::StatusOr<std::unique_ptr<dist::NcclCollectives>> nccl = dist::CreateNcclCollectives(
-          *group.store(), group.rank(), group.size(), cuda_.device(),
-          {.lanes = lanes_, .timeout = options.timeout, .key_prefix = "nccl/gradients"});
+      absl::StatusOr<std::unique_ptr<dist::NcclCollectives>> nccl =
+          dist::CreateNcclCollectives(*group.store(), group.rank(), group.size(), cuda_.device(),
+                                      {.lanes = dist::kGradientNcclLanes,
+                                       .timeout = options.timeout,
+                                       .key_prefix = "nccl/gradients"});
       if (!nccl.ok()) return nccl.status();
       own_nccl_ = *std::move(nccl);
       nccl_ = own_nccl_.get();
+      lanes_ = nccl_->lanes();
     } else if (reduction_ == Reduction::kStagedGloo) {
       gloo_ = &group.collectives();
       lanes_ = gloo_->lanes();
