@@ -5,6 +5,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <cstdlib>
 #include <map>
 #include <mutex>
 #include <thread>
@@ -375,6 +376,32 @@ TEST(CudaStreamTest, ExecutorReportsDeviceSpansFromCudaEvents) {
   }
   EXPECT_GT(device_us, 5 * observer.issue_us) << "device spans look like launch times";
   GRADFLOW_ASSERT_OK(CudaStatus(cudaGetLastError(), "launches"));
+}
+
+// A faulting kernel makes the context unusable for the rest of the process, so it runs in a
+// child (the threadsafe death-test style re-executes the binary rather than forking a process
+// that already holds a CUDA context).
+TEST(CudaStreamDeathTest, AFaultingKernelFailsTheIterationInsteadOfHanging) {
+  SKIP_WITHOUT_GPU();
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_EXIT(
+      {
+        absl::StatusOr<std::unique_ptr<CudaStream>> stream = CudaStream::Create();
+        if (!stream.ok()) std::exit(3);
+        sched::TaskGraph graph;
+        graph.AddNode("fault", 0, [&] {
+          // An address no allocation has: the kernel faults on the device, after the launch
+          // returned.
+          auto* wild = reinterpret_cast<float*>(uintptr_t{0x10});
+          return CudaStatus(launch::Add(wild, wild, wild, 1 << 20, (*stream)->handle()), "Add");
+        });
+        absl::StatusOr<std::unique_ptr<sched::Executor>> executor =
+            sched::Executor::Create(std::move(graph), {stream->get()});
+        if (!executor.ok()) std::exit(4);
+        (void)(*executor)->Run();  // returns: the end-of-iteration callback still runs
+        std::exit((*stream)->Synchronize().ok() ? 5 : 0);
+      },
+      ::testing::ExitedWithCode(0), "");
 }
 
 }  // namespace
