@@ -124,7 +124,8 @@ int Main(int argc, char** argv) {
   flags.Int("decode-threads", &config.decode_threads, "threads decoding images");
   flags.Int("prefetch", &config.prefetch, "batches decoded ahead of compute");
   flags.Int("seed", &seed, "seed of initialization, shuffling and augmentation");
-  flags.Bool("channels-last", &config.channels_last, "store activations NHWC (fastest on CPU)");
+  flags.Bool("channels-last", &config.channels_last,
+             "store activations NHWC (oneDNN and cuDNN are fastest so)");
   flags.String("device", &config.device, "auto (a GPU when present) | cpu | cuda", "KIND");
   flags.Bool("tf32", &config.tf32, "GPU: convolutions and matrix products in TF32");
   flags.String("stage-ahead", &config.stage_ahead,

@@ -127,7 +127,7 @@ std::vector<bool> WeightGradients(const graph::Graph& graph) {
 
 std::vector<ops::Layout> ChooseLayouts(const graph::Graph& graph, const PlanOptions& options) {
   std::vector<ops::Layout> layouts(graph.tensors.size(), ops::Layout::kRowMajor);
-  if (options.device != ops::DeviceType::kCpu || !options.channels_last) return layouts;
+  if (!options.channels_last) return layouts;
   const std::vector<bool> weight_grad = WeightGradients(graph);
   for (size_t t = 0; t < graph.tensors.size(); ++t) {
     const graph::Tensor& tensor = graph.tensors[t];

@@ -50,8 +50,9 @@ struct Placement {
 
 struct PlanOptions {
   ops::DeviceType device = ops::DeviceType::kCpu;
-  // On the CPU, rank-4 activations and their gradients are stored NHWC: oneDNN's direct
-  // convolutions are fastest there. Weights, their gradients and inputs stay row-major.
+  // Rank-4 activations and their gradients are stored NHWC: oneDNN's direct convolutions are
+  // fastest there, and cuDNN's tensor-core convolutions run NHWC natively (NCHW costs them
+  // transposes). Weights, their gradients and inputs stay row-major.
   bool channels_last = true;
   int64_t alignment = 64;  // a cache line, and what AVX-512 loads like
   // Tensors the host reads after an iteration, kept live to the last step (in addition to the

@@ -11,7 +11,7 @@
 #                             runs every GPU test, measures PyTorch's torchvision ResNet-50
 #                             training images/s (batch 32/64/128, channels-last, TF32 on and off),
 #                             runs gradflow's own ResNet-50 training (`runtime --device cuda`,
-#                             TF32) at the same batches with a device-timed trace of the first,
+#                             TF32, NHWC; and NCHW at batch 32) with a device-timed trace of the first,
 #                             checks in a 2-node trace that allreduces run while backward ops
 #                             do (NCCL with 2 GPUs, host-staged Gloo with 1), and prints one
 #                             table last. Bounded to 8 minutes; writes
@@ -218,24 +218,27 @@ run_all() {
   #    and the allocator's first mallocs happen there), from --summary-json.
   declare -A OURS=()
   "$WORK/bin/modelc" resnet50 -o "$WORK/resnet50.fb" >"$LOGS/modelc.log" 2>&1
-  for batch in 32 64 128; do
-    if (( $(left) < 40 )); then OURS[$batch]="not run (time)"; continue; fi
-    local log="$LOGS/gradflow_b${batch}.log" json="$LOGS/gradflow_b${batch}.json" extra=()
-    [[ $batch == 32 ]] && extra=(--trace "$OUTDIR/trace_b32.json" --trace-iters 25:30)
+  # "32nchw": batch 32 with activations NCHW (--no-channels-last), against the NHWC default.
+  for run in 32 64 128 32nchw; do
+    local batch=${run%nchw}
+    if (( $(left) < 40 )); then OURS[$run]="not run (time)"; continue; fi
+    local log="$LOGS/gradflow_b${run}.log" json="$LOGS/gradflow_b${run}.json" extra=()
+    [[ $run == 32 ]] && extra=(--trace "$OUTDIR/trace_b32.json" --trace-iters 25:30)
+    [[ $run == *nchw ]] && extra=(--no-channels-last)
     timeout 120 "$WORK/bin/runtime" --graph "$WORK/resnet50.fb" --device cuda --data synthetic \
       --batch "$batch" --iters 30 --log-every 1 --eval-every 0 --summary-json "$json" \
       "${extra[@]}" >"$log" 2>&1
     local rc=$?
     if (( rc != 0 )); then
-      OURS[$batch]="failed rc $rc (gradflow_b${batch}.log)"
-      [[ $batch == 32 ]] && row "resnet50 loss falls" "FAIL" "run failed (gradflow_b32.log)"
+      OURS[$run]="failed rc $rc (gradflow_b${run}.log)"
+      [[ $run == 32 ]] && row "resnet50 loss falls" "FAIL" "run failed (gradflow_b32.log)"
       continue
     fi
     local ips mib first last
     ips=$(python3 -c "import json,statistics,sys; d=json.load(open(sys.argv[1])); t=d['iteration_seconds'][10:]; print(f'{int(sys.argv[2])/statistics.median(t):.1f}')" "$json" "$batch" 2>/dev/null)
     mib=$(grep -oE 'device memory: peak [0-9]+ MiB' "$log" | grep -oE '[0-9]+ MiB')
-    OURS[$batch]="${ips:-?} img/s, ${mib:-? MiB}"
-    if [[ $batch == 32 ]]; then
+    OURS[$run]="${ips:-?} img/s, ${mib:-? MiB}"
+    if [[ $run == 32 ]]; then
       first=$(grep -oE 'iter 1/30 +loss [0-9.]+' "$log" | grep -oE '[0-9.]+$')
       last=$(grep -oE 'iter 30/30 +loss [0-9.]+' "$log" | grep -oE '[0-9.]+$')
       if [[ -n "$first" && -n "$last" ]] && awk "BEGIN{exit !($last < $first)}"; then
@@ -288,10 +291,11 @@ run_all() {
     done
     echo
     echo "ResNet-50 training images/s and peak allocated GPU memory (PyTorch channels-last):"
-    printf '%-6s %-28s %-28s %s\n' "batch" "PyTorch TF32" "PyTorch FP32" "gradflow TF32 (NCHW)"
+    printf '%-6s %-28s %-28s %s\n' "batch" "PyTorch TF32" "PyTorch FP32" "gradflow TF32 (NHWC)"
     for batch in 32 64 128; do
       printf '%-6s %-28s %-28s %s\n' "$batch" "${TORCH[$batch,1]}" "${TORCH[$batch,0]}" "${OURS[$batch]}"
     done
+    echo "gradflow TF32 at batch 32 with NCHW activations (--no-channels-last): ${OURS[32nchw]}"
   } | tee "$OUTDIR/gpu_check_table.txt"
   rm -rf "$WORK"
   for r in "${ROWS[@]}"; do [[ "$r" == *"|FAIL|"* || "$r" == *"|TIMEOUT|"* ]] && return 1; done

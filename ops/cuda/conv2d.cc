@@ -83,13 +83,18 @@ class ConvKernel final : public Kernel {
   static absl::StatusOr<std::unique_ptr<Kernel>> Prepare(const KernelSpec& spec,
                                                          Direction direction);
 
-  size_t workspace_bytes() const override { return staging_bytes_ + algorithm_.workspace_bytes; }
+  size_t workspace_bytes() const override {
+    return staging_bytes_ + x_staging_bytes_ + algorithm_.workspace_bytes;
+  }
 
   absl::Status Run(std::span<const TensorRef> in, std::span<const TensorRef> out,
                    void* workspace) override {
     auto* base = static_cast<std::byte*>(workspace);
     void* staged_filter = staging_bytes_ > 0 ? base : nullptr;
-    void* scratch = algorithm_.workspace_bytes > 0 ? base + staging_bytes_ : nullptr;
+    auto* staged_x =
+        x_staging_bytes_ > 0 ? reinterpret_cast<float*>(base + staging_bytes_) : nullptr;
+    void* scratch =
+        algorithm_.workspace_bytes > 0 ? base + staging_bytes_ + x_staging_bytes_ : nullptr;
     const float one = 1.0f, zero = 0.0f;
     cudnnHandle_t handle = ctx_.cudnn();
     switch (direction_) {
@@ -99,8 +104,13 @@ class ConvKernel final : public Kernel {
           GF_CUDA_RETURN_IF_ERROR(StageFilter(in[1].as<const float>(), staged_filter));
           w = staged_filter;
         }
+        const void* x = in[0].data;
+        if (staged_x != nullptr) {
+          GF_CUDA_RETURN_IF_ERROR(StageX(in[0].as<const float>(), staged_x));
+          x = staged_x;
+        }
         GF_CUDA_RETURN_IF_ERROR(CudnnStatus(
-            cudnnConvolutionForward(handle, &one, x_.get(), in[0].data, w_.get(), w, conv_.get(),
+            cudnnConvolutionForward(handle, &one, x_.get(), x, w_.get(), w, conv_.get(),
                                     static_cast<cudnnConvolutionFwdAlgo_t>(algorithm_.algorithm),
                                     scratch, algorithm_.workspace_bytes, &zero, y_.get(),
                                     out[0].data),
@@ -119,17 +129,28 @@ class ConvKernel final : public Kernel {
           GF_CUDA_RETURN_IF_ERROR(StageFilter(in[1].as<const float>(), staged_filter));
           w = staged_filter;
         }
-        return CudnnStatus(cudnnConvolutionBackwardData(
-                               handle, &one, w_.get(), w, y_.get(), in[0].data, conv_.get(),
-                               static_cast<cudnnConvolutionBwdDataAlgo_t>(algorithm_.algorithm),
-                               scratch, algorithm_.workspace_bytes, &zero, x_.get(), out[0].data),
-                           "cudnnConvolutionBackwardData");
+        void* dx = staged_x != nullptr ? static_cast<void*>(staged_x) : out[0].data;
+        GF_CUDA_RETURN_IF_ERROR(
+            CudnnStatus(cudnnConvolutionBackwardData(
+                            handle, &one, w_.get(), w, y_.get(), in[0].data, conv_.get(),
+                            static_cast<cudnnConvolutionBwdDataAlgo_t>(algorithm_.algorithm),
+                            scratch, algorithm_.workspace_bytes, &zero, x_.get(), dx),
+                        "cudnnConvolutionBackwardData"));
+        if (staged_x == nullptr) return absl::OkStatus();
+        return CudaStatus(launch::CopyLogical(staged_x, x_work_dims_, out[0].as<float>(),
+                                              x_stored_dims_, x_elements_, ctx_.stream()),
+                          "Conv2DBackwardData gradient layout");
       }
       case Direction::kBackwardFilter: {
         void* dw = staged_filter != nullptr ? staged_filter : out[0].data;
+        const void* x = in[1].data;
+        if (staged_x != nullptr) {
+          GF_CUDA_RETURN_IF_ERROR(StageX(in[1].as<const float>(), staged_x));
+          x = staged_x;
+        }
         GF_CUDA_RETURN_IF_ERROR(
             CudnnStatus(cudnnConvolutionBackwardFilter(
-                            handle, &one, x_.get(), in[1].data, y_.get(), in[0].data, conv_.get(),
+                            handle, &one, x_.get(), x, y_.get(), in[0].data, conv_.get(),
                             static_cast<cudnnConvolutionBwdFilterAlgo_t>(algorithm_.algorithm),
                             scratch, algorithm_.workspace_bytes, &zero, w_.get(), dw),
                         "cudnnConvolutionBackwardFilter"));
@@ -152,9 +173,17 @@ class ConvKernel final : public Kernel {
                       "convolution filter transpose");
   }
 
+  // The activation in the output's layout, when it is stored in another (the runtime's first
+  // convolution reads row-major images and writes NHWC): cuDNN takes one layout for both.
+  absl::Status StageX(const float* x, float* staged) {
+    return CudaStatus(
+        launch::CopyLogical(x, x_stored_dims_, staged, x_work_dims_, x_elements_, ctx_.stream()),
+        "convolution input layout");
+  }
+
   CudaContext& ctx_;
   Direction direction_;
-  TensorDesc x_, y_;  // the convolution's input and output (or their gradients)
+  TensorDesc x_, y_;  // the convolution's input and output (or their gradients), in y's layout
   FilterDesc w_;
   ConvDesc conv_;
   ConvAlgorithm algorithm_;
@@ -162,6 +191,9 @@ class ConvKernel final : public Kernel {
   size_t staging_bytes_ = 0;
   launch::Dims4 stored_dims_, staged_dims_;  // the filter as stored (OIHW) and as cuDNN sees it
   int64_t filter_elements_ = 0;
+  size_t x_staging_bytes_ = 0;                 // x stored in another layout than y
+  launch::Dims4 x_stored_dims_, x_work_dims_;  // x as stored and in y's layout
+  int64_t x_elements_ = 0;
 };
 
 absl::StatusOr<std::unique_ptr<Kernel>> ConvKernel::Prepare(const KernelSpec& spec,
@@ -202,11 +234,6 @@ absl::StatusOr<std::unique_ptr<Kernel>> ConvKernel::Prepare(const KernelSpec& sp
                                                      graph::ShapeToString(t->shape)));
     }
   }
-  if (x_layout != y_layout) {
-    return absl::UnimplementedError(absl::StrCat(
-        spec.node.op, " on CUDA needs the activations and their gradients in one layout (node '",
-        spec.node.name, "')"));
-  }
   if (DiffersFromRowMajor(w->shape, w_layout)) {
     return absl::UnimplementedError(absl::StrCat(
         spec.node.op, " on CUDA takes the filter row-major (OIHW), node '", spec.node.name, "'"));
@@ -226,8 +253,16 @@ absl::StatusOr<std::unique_ptr<Kernel>> ConvKernel::Prepare(const KernelSpec& sp
   }
 
   std::unique_ptr<ConvKernel> kernel(new ConvKernel(ctx, direction));
-  const bool nhwc = x_layout == Layout::kChannelsLast;
-  absl::StatusOr<TensorDesc> x_desc = MakeTensorDesc(x->shape, x_layout);
+  // cuDNN convolves in one layout, y's; an x stored otherwise goes through the workspace.
+  const Layout work_layout = y_layout;
+  if (DiffersFromRowMajor(x->shape, x_layout) != DiffersFromRowMajor(x->shape, work_layout)) {
+    kernel->x_stored_dims_ = DimsOf(x->shape, x_layout);
+    kernel->x_work_dims_ = DimsOf(x->shape, work_layout);
+    kernel->x_elements_ = graph::NumElements(x->shape);
+    kernel->x_staging_bytes_ = AlignUp(static_cast<size_t>(kernel->x_elements_) * sizeof(float));
+  }
+  const bool nhwc = work_layout == Layout::kChannelsLast;
+  absl::StatusOr<TensorDesc> x_desc = MakeTensorDesc(x->shape, work_layout);
   if (!x_desc.ok()) return x_desc.status();
   absl::StatusOr<TensorDesc> y_desc = MakeTensorDesc(y->shape, y_layout);
   if (!y_desc.ok()) return y_desc.status();

@@ -77,6 +77,12 @@ std::vector<Param> Params() {
     for (LayoutPolicy layout : {LayoutPolicy::kRowMajor, LayoutPolicy::kChannelsLast}) {
       for (bool tf32 : {true, false}) params.push_back({i, layout, tf32});
     }
+    // The runtime's first convolution reads row-major images and writes NHWC.
+    if (AllOpCases()[i].op.starts_with("Conv2D")) {
+      for (bool tf32 : {true, false}) {
+        params.push_back({i, LayoutPolicy::kChannelsLastInputsRowMajor, tf32});
+      }
+    }
   }
   return params;
 }

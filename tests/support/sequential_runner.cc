@@ -61,7 +61,15 @@ std::vector<uint8_t> PoisonPattern(DType dtype) {
 }  // namespace
 
 const char* LayoutPolicyName(LayoutPolicy policy) {
-  return policy == LayoutPolicy::kRowMajor ? "row_major" : "channels_last";
+  switch (policy) {
+    case LayoutPolicy::kRowMajor:
+      return "row_major";
+    case LayoutPolicy::kChannelsLast:
+      return "channels_last";
+    case LayoutPolicy::kChannelsLastInputsRowMajor:
+      return "channels_last_inputs_row_major";
+  }
+  return "?";
 }
 
 struct SequentialRunner::PreparedNode {
@@ -119,7 +127,9 @@ void SequentialRunner::ChooseLayouts() {
   for (size_t t = 0; t < count; ++t) {
     weight_like[t] = IsWeightRole(graph_.tensors[t].role) || weight_grad[t];
   }
+  const bool inputs_row_major = options_.layouts == LayoutPolicy::kChannelsLastInputsRowMajor;
   for (size_t t = 0; t < count; ++t) {
+    if (inputs_row_major && graph_.tensors[t].role == graph::TensorRole::kInput) continue;
     if (graph_.tensors[t].shape.size() == 4 && !weight_like[t]) {
       layouts_[t] = Layout::kChannelsLast;
     }

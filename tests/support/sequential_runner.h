@@ -21,6 +21,9 @@ namespace gradflow::test_support {
 enum class LayoutPolicy {
   kRowMajor,      // every tensor row-major (NCHW for images)
   kChannelsLast,  // rank-4 activations and their gradients NHWC; weights stay row-major
+  // As kChannelsLast, but tensors with the input role stay row-major: what the runtime plans,
+  // where images arrive NCHW and the first convolution writes NHWC (mixed layouts in one node).
+  kChannelsLastInputsRowMajor,
 };
 const char* LayoutPolicyName(LayoutPolicy policy);
 
