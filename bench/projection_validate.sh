@@ -11,9 +11,13 @@
 # projection runs with `--host-cores CORES --nodes-per-host N --compute-threads THREADS`, so the
 # N nodes' compute threads and their allreduces share the cores max-min fairly (4 single-threaded
 # nodes on 2 cores compute at half speed; an allreduce's CPU time, `cpu_us_per_mb` measured by
-# bench-allreduce, comes out of the compute it overlaps). The table also shows what the model
-# predicts without that host term (communication on cores of its own, oversubscription as
-# --scale-compute), for comparison.
+# bench-allreduce, comes out of the compute it overlaps). bench-allreduce also times the
+# allreduces while each of its N processes runs THREADS busy threads (--busy-threads), the load
+# the N training nodes put on the cores, and fits the latency per round under it (the wake-up
+# delay of a peer whose core is busy computing; latency_loaded_us) and the CPU per MB there
+# (cpu_us_per_mb_loaded), which the projection charges while compute runs. The cpu-us/MB column
+# is idle/loaded, alpha-us and loaded-us the latency per round idle and loaded. The table also shows what the model predicts without the host term
+# (communication on cores of its own, oversubscription as --scale-compute), for comparison.
 #
 # Usage: bench/projection_validate.sh [--model NAME] [--image-size S] [--batch N] [--iters N]
 #          [--warmup N] [--nodes LIST] [--build DIR] [--out DIR] [--wait-load LOAD]
@@ -49,7 +53,7 @@ while [[ $# -gt 0 ]]; do
     --build) build="$2"; shift 2 ;;
     --out) out="$2"; shift 2 ;;
     --wait-load) wait_load="$2"; shift 2 ;;
-    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
     *) fail "unknown argument '$1' (see --help)" ;;
   esac
 done
@@ -94,8 +98,8 @@ for p in json.load(open(sys.argv[1]))["projections"]:
 PY
 }
 
-cpu_us_per_mb() {
-  awk '$1 == "cpu_us_per_mb" { print $2 }' "$1"
+link_key() {
+  awk -v key="$2" '$1 == key { print $2 }' "$1"
 }
 
 rows=()
@@ -112,13 +116,18 @@ for n in 1 ${nodes_list//,/ }; do
   link=(--link-gbps 1e6 --latency-us 0)  # one node: no network
   cpu=(--cpu-us-per-mb 0)
   cpu_us="-"
+  alpha_us="-"
+  loaded_us="-"
   if (( n > 1 )); then
-    echo "== bench-allreduce between $n processes" >&2
+    echo "== bench-allreduce between $n processes, idle and beside $threads busy thread(s) each" >&2
     "$runtime" bench-allreduce --nodes "$n" --sizes 256K,1M,4M,16M,32M --iters 20 \
-      --out "$out/link_$n.txt" > "$out/bench_allreduce_$n.log"
+      --busy-threads "$threads" --out "$out/link_$n.txt" > "$out/bench_allreduce_$n.log"
     link=(--link-file "$out/link_$n.txt")
     cpu=()
-    cpu_us="$(cpu_us_per_mb "$out/link_$n.txt")"
+    cpu_us="$(printf '%.0f/%.0f' "$(link_key "$out/link_$n.txt" cpu_us_per_mb)" \
+      "$(link_key "$out/link_$n.txt" cpu_us_per_mb_loaded)")"
+    alpha_us="$(printf '%.0f' "$(link_key "$out/link_$n.txt" latency_us)")"
+    loaded_us="$(printf '%.0f' "$(link_key "$out/link_$n.txt" latency_loaded_us)")"
   fi
   "$runtime" project --graph "$out/model.fb" --from "$trace" --nodes "$n" --devices-per-node 1 \
     --intra-node none "${link[@]}" --host-cores "$cores" --nodes-per-host "$n" \
@@ -135,21 +144,21 @@ for n in 1 ${nodes_list//,/ }; do
   predicted="$(projected_seconds "$out/projection_$n.json" "$n")"
   no_host="$(projected_seconds "$out/projection_no_host_$n.json" "$n")"
   measured="$(measured_seconds "$out/run_$n.json")"
-  rows+=("$n $threads $cpu_us $no_host $predicted $measured")
+  rows+=("$n $threads $cpu_us $alpha_us $loaded_us $no_host $predicted $measured")
 done
 
 echo
 echo "model $model ${image_size}x$image_size, batch $batch per node, $cores cores; started $started"
 echo "files in $out; ended $(date -u '+%H:%M UTC')"
-printf '%6s %8s %12s %16s %8s %13s %12s %8s\n' nodes threads cpu-us/MB no-host-term-s error \
-  predicted-s measured-s error
+printf '%6s %8s %12s %9s %10s %16s %8s %13s %12s %8s\n' nodes threads cpu-us/MB alpha-us \
+  loaded-us no-host-term-s error predicted-s measured-s error
 worst=0
 for row in "${rows[@]}"; do
-  read -r n threads cpu_us no_host predicted measured <<< "$row"
+  read -r n threads cpu_us alpha_us loaded_us no_host predicted measured <<< "$row"
   error="$(python3 -c "print(f'{100 * ($predicted - $measured) / $measured:+.1f}')")"
   no_host_error="$(python3 -c "print(f'{100 * ($no_host - $measured) / $measured:+.1f}')")"
-  printf '%6s %8s %12s %16.3f %7s%% %13.3f %12.3f %7s%%\n' "$n" "$threads" "$cpu_us" "$no_host" \
-    "$no_host_error" "$predicted" "$measured" "$error"
+  printf '%6s %8s %12s %9s %10s %16.3f %7s%% %13.3f %12.3f %7s%%\n' "$n" "$threads" "$cpu_us" \
+    "$alpha_us" "$loaded_us" "$no_host" "$no_host_error" "$predicted" "$measured" "$error"
   worst="$(python3 -c "print(max($worst, abs($error)))")"
 done
 python3 -c "import sys; sys.exit(0 if $worst <= 15 else 1)" &&

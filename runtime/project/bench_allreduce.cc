@@ -2,14 +2,18 @@
 // loopback and fits the cost model's latency and bandwidth to it, so `runtime project` can be
 // checked against runs on this machine. Without --rendezvous the command starts the N processes
 // itself (launch::Supervise), each re-running it with --node-rank and a private FileStore.
+#include <pthread.h>
+#include <sched.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -43,6 +47,7 @@ struct BenchOptions {
   std::string rendezvous;
   std::string job_id = "bench-allreduce";
   std::string result_path;
+  int64_t busy_threads = 0;
 };
 
 // "64K", "1M", "4096": bytes, a multiple of 4 (float elements).
@@ -92,11 +97,74 @@ double HostBusySeconds() {
   return (user + nice + system + irq + softirq) / static_cast<double>(::sysconf(_SC_CLK_TCK));
 }
 
+// Cores this process may run on, as `nproc` counts them (the validation passes nproc as
+// --host-cores).
+int64_t UsableCores() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (::sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) > 0) {
+    return CPU_COUNT(&set);
+  }
+  return std::max<int64_t>(1, ::sysconf(_SC_NPROCESSORS_ONLN));
+}
+
+// Threads that keep a core busy with float arithmetic for as long as they live, at the nice level
+// the process has (training's): the load a node's compute threads put on the host while its
+// allreduces run. What they compute does not matter to the scheduler, only that they are always
+// runnable; a multiply-add loop over a small array keeps a core as busy as a convolution does
+// (not its memory bandwidth: see bench/README.md).
+class BusyThreads {
+ public:
+  explicit BusyThreads(int64_t count) {
+    for (int64_t i = 0; i < count; ++i) threads_.emplace_back([this] { Spin(); });
+  }
+  ~BusyThreads() {
+    stop_.store(true, std::memory_order_relaxed);
+    for (std::thread& t : threads_) t.join();
+  }
+  BusyThreads(const BusyThreads&) = delete;
+  BusyThreads& operator=(const BusyThreads&) = delete;
+
+  // CPU time the busy threads have had so far: subtracted from the process's, it leaves what
+  // the allreduce's own threads cost beside them.
+  double CpuSeconds() {
+    double total = 0;
+    for (std::thread& t : threads_) {
+      clockid_t clock;
+      timespec used{};
+      if (::pthread_getcpuclockid(t.native_handle(), &clock) == 0 &&
+          ::clock_gettime(clock, &used) == 0) {
+        total += static_cast<double>(used.tv_sec) + static_cast<double>(used.tv_nsec) * 1e-9;
+      }
+    }
+    return total;
+  }
+
+ private:
+  void Spin() {
+    std::vector<float> values(256, 0.5f);
+    while (!stop_.load(std::memory_order_relaxed)) {
+      // A few microseconds per round; x -> 0.999 x + 0.001 stays near 1 (no denormals).
+      for (int round = 0; round < 64; ++round) {
+        for (float& x : values) x = x * 0.999f + 0.001f;
+      }
+      sink_.store(values[0], std::memory_order_relaxed);  // the loop's result is used
+    }
+  }
+
+  std::atomic<bool> stop_{false};
+  std::atomic<float> sink_{0};
+  std::vector<std::thread> threads_;
+};
+
 // One node of the benchmark: meets the others, times each size, and (rank 0) writes
-// "bytes seconds process_cpu_seconds host_cpu_seconds" lines to the result file: the median
-// time and process CPU time of one allreduce, and the host's busy time during the timed
-// allreduces per allreduce and rank (-1 without /proc/stat). The host's is summed over the
-// iterations because /proc/stat counts in clock ticks (10 ms), longer than small allreduces.
+// "bytes seconds process_cpu_seconds host_cpu_seconds loaded_seconds loaded_cpu_seconds" lines
+// to the result file: the median time and process CPU time of one allreduce, the host's busy
+// time during the timed allreduces per allreduce and rank (-1 without /proc/stat), and with
+// --busy-threads the median time and process CPU time (less the busy threads') of one allreduce
+// while every rank also runs that many busy threads (-1 without). The
+// host's is summed over the iterations because /proc/stat counts in clock ticks (10 ms), longer
+// than small allreduces.
 absl::Status RunNode(const BenchOptions& o, const std::vector<int64_t>& sizes) {
   absl::StatusOr<dist::RendezvousSpec> spec = dist::ParseRendezvous(o.rendezvous);
   if (!spec.ok())
@@ -114,7 +182,7 @@ absl::Status RunNode(const BenchOptions& o, const std::vector<int64_t>& sizes) {
   if (!collectives.ok()) return collectives.status();
   // Buffers stay alive to the end: Gloo keeps the algorithm set up per buffer address.
   std::vector<std::vector<float>> buffers;
-  std::string results;
+  std::vector<std::string> rows;
   for (int64_t bytes : sizes) {
     buffers.emplace_back(static_cast<size_t>(bytes / 4), 1.0f);
     std::span<float> data(buffers.back());
@@ -142,9 +210,42 @@ absl::Status RunNode(const BenchOptions& o, const std::vector<int64_t>& sizes) {
     }
     const double host_per_rank =
         host_busy < 0 ? -1 : host_busy / static_cast<double>(o.iters * o.nodes);
-    absl::StrAppend(&results, bytes, " ", absl::StrFormat("%.9g", Median(seconds)), " ",
-                    absl::StrFormat("%.9g", Median(cpu_seconds)), " ",
-                    absl::StrFormat("%.9g", host_per_rank), "\n");
+    rows.push_back(absl::StrCat(bytes, " ", absl::StrFormat("%.9g", Median(seconds)), " ",
+                                absl::StrFormat("%.9g", Median(cpu_seconds)), " ",
+                                absl::StrFormat("%.9g", host_per_rank)));
+  }
+  // The same allreduces again (the same buffers: nothing new to set up), now beside busy threads
+  // in every rank. Their CPU time is not measured: the busy threads would be counted in it.
+  std::vector<double> loaded(sizes.size(), -1);
+  std::vector<double> loaded_cpu(sizes.size(), -1);  // the process's CPU less the busy threads'
+  if (o.busy_threads > 0) {
+    BusyThreads busy(o.busy_threads);
+    for (size_t k = 0; k < sizes.size(); ++k) {
+      std::fill(buffers[k].begin(), buffers[k].end(), 1.0f);  // sums stay far from overflow
+      std::vector<double> seconds;
+      std::vector<double> cpu_seconds;
+      for (int64_t i = 0; i < o.warmup + o.iters; ++i) {
+        if (absl::Status s = dist::BarrierSync(**collectives); !s.ok()) return s;
+        const double cpu_start = ProcessCpuSeconds() - busy.CpuSeconds();
+        const auto start = std::chrono::steady_clock::now();
+        if (absl::Status s = dist::AllreduceSumRepeatedSync(**collectives, buffers[k], 0); !s.ok())
+          return s;
+        const double elapsed =
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        const double cpu = ProcessCpuSeconds() - busy.CpuSeconds() - cpu_start;
+        if (i >= o.warmup) {
+          seconds.push_back(elapsed);
+          cpu_seconds.push_back(cpu);
+        }
+      }
+      loaded[k] = Median(seconds);
+      loaded_cpu[k] = Median(cpu_seconds);
+    }
+  }
+  std::string results;
+  for (size_t k = 0; k < rows.size(); ++k) {
+    absl::StrAppend(&results, rows[k], " ", absl::StrFormat("%.9g", loaded[k]), " ",
+                    absl::StrFormat("%.9g", loaded_cpu[k]), "\n");
   }
   if (o.node_rank == 0 && !o.result_path.empty()) {
     std::ofstream out(o.result_path, std::ios::trunc);
@@ -158,7 +259,9 @@ absl::Status RunNode(const BenchOptions& o, const std::vector<int64_t>& sizes) {
 // One size's results; sample.cpu_seconds is the process's CPU time.
 struct BenchRow {
   AllreduceSample sample;
-  double host_cpu_seconds = -1;  // the host's busy time per allreduce and rank
+  double host_cpu_seconds = -1;    // the host's busy time per allreduce and rank
+  double loaded_seconds = -1;      // beside --busy-threads; -1: not measured
+  double loaded_cpu_seconds = -1;  // the process's CPU then, less the busy threads'
 };
 
 absl::StatusOr<std::vector<BenchRow>> ReadResults(const std::string& path) {
@@ -170,12 +273,18 @@ absl::StatusOr<std::vector<BenchRow>> ReadResults(const std::string& path) {
     std::vector<absl::string_view> words = absl::StrSplit(line, ' ', absl::SkipEmpty());
     AllreduceSample s;
     double host_cpu = -1;
-    if (words.size() != 4 || !absl::SimpleAtod(words[0], &s.bytes) ||
+    double loaded = -1;
+    double loaded_cpu = -1;
+    if (words.size() != 6 || !absl::SimpleAtod(words[0], &s.bytes) ||
         !absl::SimpleAtod(words[1], &s.seconds) || !absl::SimpleAtod(words[2], &s.cpu_seconds) ||
-        !absl::SimpleAtod(words[3], &host_cpu)) {
+        !absl::SimpleAtod(words[3], &host_cpu) || !absl::SimpleAtod(words[4], &loaded) ||
+        !absl::SimpleAtod(words[5], &loaded_cpu)) {
       return absl::DataLossError(absl::StrCat(path, ": malformed line '", line, "'"));
     }
-    rows.push_back({.sample = s, .host_cpu_seconds = host_cpu});
+    rows.push_back({.sample = s,
+                    .host_cpu_seconds = host_cpu,
+                    .loaded_seconds = loaded,
+                    .loaded_cpu_seconds = loaded_cpu});
   }
   return rows;
 }
@@ -194,6 +303,11 @@ int BenchAllreduceMain(const std::vector<std::string>& args, std::ostream& out, 
   flags.Double("timeout", &o.timeout_seconds, "seconds any wait on a peer may take");
   flags.String("out", &o.out_path, "write the fitted link for `runtime project --link-file`",
                "FILE");
+  flags.Int("busy-threads", &o.busy_threads,
+            "then time the same allreduces again while each rank also runs this many threads of "
+            "float arithmetic (training's compute threads per node, e.g. cores / N), and fit "
+            "the latency per round and the CPU per byte under that load (latency_loaded_us, "
+            "cpu_us_per_mb_loaded; 0: idle only)");
   flags.Int("node-rank", &o.node_rank, "(set by the launcher) this process's rank");
   flags.String("rendezvous", &o.rendezvous, "(set by the launcher) file:///dir", "URI");
   flags.String("job-id", &o.job_id, "(set by the launcher) rendezvous job id", "ID");
@@ -211,7 +325,13 @@ int BenchAllreduceMain(const std::vector<std::string>& args, std::ostream& out, 
   if (!outcome.ok()) return usage(outcome.status().message());
   if (*outcome == FlagSet::Outcome::kHelp) {
     out << "Measures Gloo's allreduce between N local processes over loopback and fits latency\n"
-           "and bandwidth (alpha, beta) for `runtime project`.\n\n"
+           "and bandwidth (alpha, beta) for `runtime project`, and the CPU time per byte sent.\n"
+           "With --busy-threads T it times the allreduces again while each rank computes on T\n"
+           "busy threads, as training does, and fits the latency per round under that load with\n"
+           "the bandwidth term fixed (the idle beta, slowed by the host's core sharing as\n"
+           "`runtime project --host-cores` charges it): the wake-up delay a ring step waits for\n"
+           "when the peer's core is busy computing (latency_loaded_us, busy_threads), and the\n"
+           "CPU per byte beside that compute (cpu_us_per_mb_loaded).\n\n"
         << flags.Help();
     return 0;
   }
@@ -221,6 +341,8 @@ int BenchAllreduceMain(const std::vector<std::string>& args, std::ostream& out, 
     return usage(absl::StrCat("--algo: expected ring or halving-doubling, got '", o.algo, "'"));
   }
   if (o.iters < 1 || o.iters > 100000) return usage("--iters must be in [1, 100000]");
+  if (o.busy_threads < 0 || o.busy_threads > 256)
+    return usage(absl::StrCat("--busy-threads must be in [0, 256], got ", o.busy_threads));
   if (o.warmup < 0 || o.warmup > 100000) return usage("--warmup must be in [0, 100000]");
   if (!(o.timeout_seconds > 0) || o.timeout_seconds > 86400)
     return usage("--timeout must be in (0, 86400]");
@@ -263,6 +385,8 @@ int BenchAllreduceMain(const std::vector<std::string>& args, std::ostream& out, 
                  absl::StrCat(o.warmup),
                  "--timeout",
                  absl::StrCat(o.timeout_seconds),
+                 "--busy-threads",
+                 absl::StrCat(o.busy_threads),
                  "--node-rank",
                  absl::StrCat(rank),
                  "--rendezvous",
@@ -315,12 +439,73 @@ int BenchAllreduceMain(const std::vector<std::string>& args, std::ostream& out, 
       "(cpu_us_per_mb, from the %s CPU time)\n",
       link->latency_seconds * 1e6, link->gbps(), *cpu_per_byte * 1e6 * (1 << 20),
       host_cpu ? "host's busy" : "process's");
+  MeasuredLink measured{.link = *link, .cpu_seconds_per_sent_byte = *cpu_per_byte};
+  std::string load_comment;
+  if (o.busy_threads > 0) {
+    // The allreduce's CPU per byte beside compute: the process's CPU less the busy threads', the
+    // softirq work /proc/stat cannot separate from theirs scaled alike. So the figure stays on
+    // the idle one's footing (the host's busy time): idle x loaded process CPU / idle process CPU.
+    std::vector<AllreduceSample> idle_process, loaded_process;
+    for (const BenchRow& r : *rows) {
+      idle_process.push_back(r.sample);
+      loaded_process.push_back({.bytes = r.sample.bytes,
+                                .seconds = r.loaded_seconds,
+                                .cpu_seconds = r.loaded_cpu_seconds});
+    }
+    absl::StatusOr<double> idle_process_cpu =
+        FitCpuPerSentByte(algorithm, o.nodes, *link, idle_process);
+    absl::StatusOr<double> loaded_process_cpu =
+        FitCpuPerSentByte(algorithm, o.nodes, *link, loaded_process);
+    if (!idle_process_cpu.ok() || !loaded_process_cpu.ok() || !(*idle_process_cpu > 0)) {
+      return failure("the allreduce's CPU time could not be measured beside the busy threads");
+    }
+    const double loaded_cpu_per_byte = *cpu_per_byte * *loaded_process_cpu / *idle_process_cpu;
+    // The ranks all run on this host, as the local nodes of the validation do.
+    const HostSharing load{.host_cores = static_cast<double>(UsableCores()),
+                           .nodes_per_host = o.nodes,
+                           .compute_threads = o.busy_threads,
+                           .cpu_seconds_per_sent_byte = *cpu_per_byte,
+                           .loaded_cpu_seconds_per_sent_byte = loaded_cpu_per_byte};
+    std::vector<AllreduceSample> loaded;
+    for (const BenchRow& r : *rows) {
+      loaded.push_back({.bytes = r.sample.bytes, .seconds = r.loaded_seconds});
+    }
+    absl::StatusOr<double> alpha = FitLoadedLatency(algorithm, o.nodes, *link, load, loaded);
+    if (!alpha.ok()) return failure(absl::StrCat("loaded fit: ", alpha.status().message()));
+    measured.loaded_latency_seconds = *alpha;
+    measured.busy_threads = o.busy_threads;
+    measured.loaded_cpu_seconds_per_sent_byte = loaded_cpu_per_byte;
+    load_comment = absl::StrFormat("; loaded: %d busy thread%s per rank on %g cores",
+                                   o.busy_threads, o.busy_threads == 1 ? "" : "s", load.host_cores);
+    out << absl::StrFormat(
+        "\nthe same beside %d busy thread%s per rank (%g cores): model = rounds x loaded latency "
+        "+ idle bandwidth time slowed by core sharing at the loaded CPU per byte; CPU: the "
+        "process's (not the host's), idle and loaded (less the busy threads')\n"
+        "%12s %12s %12s %12s %12s %13s %13s\n",
+        o.busy_threads, o.busy_threads == 1 ? "" : "s", load.host_cores, "bytes", "idle ms",
+        "loaded ms", "model ms", "shared bw ms", "proc cpu ms", "loaded cpu ms");
+    for (size_t i = 0; i < loaded.size(); ++i) {
+      const double bytes = loaded[i].bytes;
+      out << absl::StrFormat(
+          "%12.0f %12.3f %12.3f %12.3f %12.3f %13.3f %13.3f\n", bytes, samples[i].seconds * 1e3,
+          loaded[i].seconds * 1e3,
+          LoadedAllreduceSeconds(algorithm, o.nodes, bytes, *link, load, *alpha) * 1e3,
+          LoadedAllreduceSeconds(algorithm, o.nodes, bytes, *link, load, 0) * 1e3,
+          (*rows)[i].sample.cpu_seconds * 1e3, (*rows)[i].loaded_cpu_seconds * 1e3);
+    }
+    out << absl::StrFormat(
+        "loaded fit: --latency-loaded-us %.4g per round (idle: %.4g; bandwidth fixed from the "
+        "idle fit); --cpu-us-per-mb-loaded %.4g (idle: %.4g; process CPU %.4g against %.4g us "
+        "idle)\n",
+        *alpha * 1e6, link->latency_seconds * 1e6, loaded_cpu_per_byte * 1e6 * (1 << 20),
+        *cpu_per_byte * 1e6 * (1 << 20), *loaded_process_cpu * 1e6 * (1 << 20),
+        *idle_process_cpu * 1e6 * (1 << 20));
+  }
   if (!o.out_path.empty()) {
     std::ofstream file(o.out_path, std::ios::trunc);
-    file << FormatLinkFile({.link = *link, .cpu_seconds_per_sent_byte = *cpu_per_byte},
-                           absl::StrFormat("runtime bench-allreduce: Gloo %s, %d local "
-                                           "processes over loopback",
-                                           o.algo, o.nodes));
+    file << FormatLinkFile(measured, absl::StrFormat("runtime bench-allreduce: Gloo %s, %d local "
+                                                     "processes over loopback%s",
+                                                     o.algo, o.nodes, load_comment));
     file.close();
     if (!file) return failure(absl::StrCat("--out: cannot write ", o.out_path));
   }

@@ -176,6 +176,7 @@ std::vector<Phase> BucketPhases(const Topology& topology, double bytes) {
   const bool local = chain.steps > 0;
   if (local) {
     phases.push_back({.resource = Resource::kIntraNode,
+                      .steps = chain.steps,
                       .latency_seconds = chain.LatencySeconds(intra),
                       .bandwidth_seconds = chain.BandwidthSeconds(intra)});
   }
@@ -183,6 +184,7 @@ std::vector<Phase> BucketPhases(const Topology& topology, double bytes) {
     const CollectiveCost net = Allreduce(ChooseAlgorithm(topology.algorithm, bytes),
                                          topology.servers, bytes, topology.network);
     phases.push_back({.resource = Resource::kNetwork,
+                      .steps = net.steps,
                       .latency_seconds = net.LatencySeconds(topology.network),
                       .bandwidth_seconds = net.BandwidthSeconds(topology.network),
                       .sent_bytes = net.sent_bytes});

@@ -86,6 +86,7 @@ inline constexpr int kNumResources = 2;
 
 struct Phase {
   Resource resource = Resource::kNetwork;
+  double steps = 0;  // message rounds on the critical path
   double latency_seconds = 0;
   double bandwidth_seconds = 0;  // at the full link, alone on it
   double sent_bytes = 0;         // over the server's network port (network phases only)

@@ -24,6 +24,14 @@ absl::Status CheckHostSharing(const HostSharing& host) {
     return absl::InvalidArgumentError(
         "the communication's CPU time per byte (cpu_us_per_mb) must be a number >= 0");
   }
+  if (!std::isfinite(host.loaded_cpu_seconds_per_sent_byte)) {
+    return absl::InvalidArgumentError(
+        "--cpu-us-per-mb-loaded (cpu_us_per_mb_loaded) must be a number >= 0, or unset");
+  }
+  if (!std::isfinite(host.loaded_latency_seconds)) {
+    return absl::InvalidArgumentError(
+        "--latency-loaded-us (latency_loaded_us) must be a number >= 0, or unset");
+  }
   return absl::OkStatus();
 }
 

@@ -1,5 +1,6 @@
 #include "runtime/project/link_fit.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "absl/strings/numbers.h"
@@ -96,6 +97,65 @@ absl::StatusOr<double> FitCpuPerSentByte(AllreduceAlgorithm algorithm, int64_t r
   return cpu / sent;
 }
 
+namespace {
+
+// The bandwidth part of one allreduce alone on a loaded host, and its rounds.
+struct LoadedCost {
+  double steps = 0;
+  double bandwidth_seconds = 0;
+};
+
+LoadedCost LoadedBandwidth(AllreduceAlgorithm algorithm, int64_t ranks, double bytes,
+                           const LinkParams& idle, const HostSharing& load) {
+  const CollectiveCost cost = Allreduce(algorithm, ranks, bytes, idle);
+  LoadedCost out{.steps = cost.steps, .bandwidth_seconds = cost.BandwidthSeconds(idle)};
+  if (!load.enabled() || !(out.bandwidth_seconds > 0) || !(cost.sent_bytes > 0)) return out;
+  // As the replay shares them (replay.cc): the rank's part of the host's cores between its
+  // compute threads and the transfer, which asks for its CPU per second at the link's speed.
+  const double node_cores =
+      load.host_cores / static_cast<double>(std::min(load.nodes_per_host, ranks));
+  const double cpu_per_byte = load.loaded_cpu_seconds_per_sent_byte >= 0
+                                  ? load.loaded_cpu_seconds_per_sent_byte
+                                  : load.cpu_seconds_per_sent_byte;
+  const double demand = cpu_per_byte * cost.sent_bytes / out.bandwidth_seconds;
+  if (!(demand > 0)) return out;
+  const CoreShares shares = ShareCores(node_cores, load.compute_threads, {demand});
+  out.bandwidth_seconds /= shares.transfer_speed[0];
+  return out;
+}
+
+}  // namespace
+
+absl::StatusOr<double> FitLoadedLatency(AllreduceAlgorithm algorithm, int64_t ranks,
+                                        const LinkParams& idle, const HostSharing& load,
+                                        const std::vector<AllreduceSample>& loaded) {
+  if (ranks < 2) return absl::InvalidArgumentError("fitting a latency needs at least 2 ranks");
+  if (absl::Status s = CheckHostSharing(load); !s.ok()) return s;
+  if (loaded.empty()) return absl::InvalidArgumentError("no loaded timings to fit");
+  // y = steps * alpha + r for each sample, alpha alone unknown: on relative errors,
+  // alpha = sum(steps (y - r) / y^2) / sum(steps^2 / y^2).
+  double numerator = 0;
+  double denominator = 0;
+  for (size_t i = 0; i < loaded.size(); ++i) {
+    const AllreduceSample& s = loaded[i];
+    if (!(s.bytes > 0) || !(s.seconds > 0) || !std::isfinite(s.seconds)) {
+      return absl::InvalidArgumentError(absl::StrCat("loaded sample ", i, " has no size or time"));
+    }
+    const LoadedCost cost = LoadedBandwidth(algorithm, ranks, s.bytes, idle, load);
+    numerator += cost.steps * (s.seconds - cost.bandwidth_seconds) / (s.seconds * s.seconds);
+    denominator += cost.steps * cost.steps / (s.seconds * s.seconds);
+  }
+  if (!(denominator > 0)) return absl::InvalidArgumentError("the loaded samples have no rounds");
+  return std::max(0.0, numerator / denominator);
+}
+
+double LoadedAllreduceSeconds(AllreduceAlgorithm algorithm, int64_t ranks, double bytes,
+                              const LinkParams& idle, const HostSharing& load,
+                              double loaded_latency_seconds) {
+  const LoadedCost cost = LoadedBandwidth(algorithm, ranks, bytes, idle, load);
+  return cost.steps * loaded_latency_seconds + cost.bandwidth_seconds;
+}
+
 std::string FormatLinkFile(const MeasuredLink& measured, std::string_view comment) {
   std::string text =
       absl::StrFormat("# %s\nlatency_us %.6g\nlink_gbps %.6g\n", std::string(comment),
@@ -104,6 +164,16 @@ std::string FormatLinkFile(const MeasuredLink& measured, std::string_view commen
     absl::StrAppend(&text, absl::StrFormat("cpu_us_per_mb %.6g\n",
                                            measured.cpu_seconds_per_sent_byte * 1e6 * (1 << 20)));
   }
+  if (measured.loaded_latency_seconds >= 0 && measured.busy_threads > 0) {
+    absl::StrAppend(&text,
+                    absl::StrFormat("latency_loaded_us %.6g\nbusy_threads %d\n",
+                                    measured.loaded_latency_seconds * 1e6, measured.busy_threads));
+    if (measured.loaded_cpu_seconds_per_sent_byte >= 0) {
+      absl::StrAppend(&text,
+                      absl::StrFormat("cpu_us_per_mb_loaded %.6g\n",
+                                      measured.loaded_cpu_seconds_per_sent_byte * 1e6 * (1 << 20)));
+    }
+  }
   return text;
 }
 
@@ -111,6 +181,9 @@ absl::StatusOr<MeasuredLink> ParseLinkFile(std::string_view text, std::string_vi
   double latency_us = -1;
   double gbps = -1;
   double cpu_us_per_mb = -1;
+  double loaded_latency_us = -1;
+  double busy_threads = -1;
+  double loaded_cpu_us_per_mb = -1;
   int64_t line_number = 0;
   for (absl::string_view line : absl::StrSplit(absl::string_view(text.data(), text.size()), '\n')) {
     ++line_number;
@@ -118,17 +191,30 @@ absl::StatusOr<MeasuredLink> ParseLinkFile(std::string_view text, std::string_vi
         absl::StrSplit(line.substr(0, line.find('#')), absl::ByAnyChar(" \t\r"), absl::SkipEmpty());
     if (words.empty()) continue;
     double value = 0;
-    double* key = words[0] == "latency_us"      ? &latency_us
-                  : words[0] == "link_gbps"     ? &gbps
-                  : words[0] == "cpu_us_per_mb" ? &cpu_us_per_mb
-                                                : nullptr;
+    double* key = words[0] == "latency_us"             ? &latency_us
+                  : words[0] == "link_gbps"            ? &gbps
+                  : words[0] == "cpu_us_per_mb"        ? &cpu_us_per_mb
+                  : words[0] == "latency_loaded_us"    ? &loaded_latency_us
+                  : words[0] == "busy_threads"         ? &busy_threads
+                  : words[0] == "cpu_us_per_mb_loaded" ? &loaded_cpu_us_per_mb
+                                                       : nullptr;
     if (words.size() != 2 || key == nullptr || !absl::SimpleAtod(words[1], &value) ||
-        !std::isfinite(value) || value < 0) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          std::string(source), ": line ", line_number,
-          ": expected 'latency_us US', 'link_gbps GBPS' or 'cpu_us_per_mb US' with a number >= 0"));
+        !std::isfinite(value) || value < 0 ||
+        (key == &busy_threads && (value < 1 || value > 4096 || value != std::floor(value)))) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(std::string(source), ": line ", line_number,
+                       ": expected 'latency_us US', 'link_gbps GBPS', 'cpu_us_per_mb US', "
+                       "'latency_loaded_us US' or 'cpu_us_per_mb_loaded US' with a number >= 0, or "
+                       "'busy_threads N' (N in [1, 4096])"));
     }
     *key = value;
+  }
+  if ((loaded_latency_us >= 0) != (busy_threads >= 1) ||
+      (loaded_cpu_us_per_mb >= 0 && busy_threads < 1)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(std::string(source),
+                     ": 'latency_loaded_us' (and 'cpu_us_per_mb_loaded') and 'busy_threads' go "
+                     "together (the load they were measured under)"));
   }
   if (latency_us < 0 || !(gbps > 0)) {
     return absl::InvalidArgumentError(
@@ -136,6 +222,13 @@ absl::StatusOr<MeasuredLink> ParseLinkFile(std::string_view text, std::string_vi
   }
   MeasuredLink measured{.link = LinkParams::FromGbpsAndMicros(gbps, latency_us)};
   if (cpu_us_per_mb >= 0) measured.cpu_seconds_per_sent_byte = cpu_us_per_mb * 1e-6 / (1 << 20);
+  if (loaded_latency_us >= 0) {
+    measured.loaded_latency_seconds = loaded_latency_us * 1e-6;
+    measured.busy_threads = static_cast<int64_t>(busy_threads);
+  }
+  if (loaded_cpu_us_per_mb >= 0) {
+    measured.loaded_cpu_seconds_per_sent_byte = loaded_cpu_us_per_mb * 1e-6 / (1 << 20);
+  }
   return measured;
 }
 

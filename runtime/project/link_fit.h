@@ -5,6 +5,9 @@
 //   latency_us 35.2
 //   link_gbps 12.3
 //   cpu_us_per_mb 850     (optional) CPU microseconds one rank spends per MB (2^20 bytes) it sends
+//   latency_loaded_us 2100  (optional, with busy_threads) latency per round while each rank's
+//   busy_threads 1          process also ran this many threads of compute (--busy-threads)
+//   cpu_us_per_mb_loaded 990  (optional, with busy_threads) cpu_us_per_mb beside that compute
 #pragma once
 
 #include <string>
@@ -13,6 +16,7 @@
 
 #include "absl/status/statusor.h"
 #include "runtime/project/cost_model.h"
+#include "runtime/project/host_sharing.h"
 
 namespace gradflow::runtime::project {
 
@@ -29,6 +33,12 @@ struct MeasuredLink {
   LinkParams link;
   // CPU seconds one rank spends per byte it sends (CollectiveCost::sent_bytes); < 0: unknown.
   double cpu_seconds_per_sent_byte = -1;
+  // Latency per round measured while every rank also ran `busy_threads` compute threads; < 0
+  // (and busy_threads 0): not measured.
+  double loaded_latency_seconds = -1;
+  int64_t busy_threads = 0;
+  // CPU seconds per byte sent beside the same busy threads; < 0: not measured.
+  double loaded_cpu_seconds_per_sent_byte = -1;
 };
 
 // Fits seconds = steps * alpha + critical_bytes * beta for `algorithm` on `ranks` ranks (at
@@ -43,6 +53,24 @@ absl::StatusOr<LinkParams> FitLink(AllreduceAlgorithm algorithm, int64_t ranks,
 absl::StatusOr<double> FitCpuPerSentByte(AllreduceAlgorithm algorithm, int64_t ranks,
                                          const LinkParams& link,
                                          const std::vector<AllreduceSample>& samples);
+
+// The latency per round of allreduces timed while the ranks' hosts compute on every core
+// (`loaded` samples), with the bandwidth term fixed to what the projection charges for it there:
+// the idle fit's bytes, slowed by the host's core sharing (`load`: the host's cores, the ranks on
+// it, their compute threads and the CPU per byte sent, the loaded one where known, as the replay
+// shares them). Refitting beta
+// under load would count the communication's CPU twice, once in beta and once in the sharing
+// term; what the sharing does not explain is per-round waiting: the peer's thread being scheduled.
+// Least squares on relative errors (each size counts alike); a negative result is clamped to 0.
+absl::StatusOr<double> FitLoadedLatency(AllreduceAlgorithm algorithm, int64_t ranks,
+                                        const LinkParams& idle, const HostSharing& load,
+                                        const std::vector<AllreduceSample>& loaded);
+
+// What the projection charges one allreduce of `bytes` alone on a loaded host: the loaded
+// latency per round plus the idle link's bandwidth time slowed by the host's core sharing.
+double LoadedAllreduceSeconds(AllreduceAlgorithm algorithm, int64_t ranks, double bytes,
+                              const LinkParams& idle, const HostSharing& load,
+                              double loaded_latency_seconds);
 
 std::string FormatLinkFile(const MeasuredLink& measured, std::string_view comment);
 absl::StatusOr<MeasuredLink> ParseLinkFile(std::string_view text, std::string_view source);

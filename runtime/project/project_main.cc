@@ -68,6 +68,8 @@ struct Options {
   int64_t nodes_per_host = 1;
   int64_t compute_threads = 0;
   double cpu_us_per_mb = -1;
+  double latency_loaded_us = -1;
+  double cpu_us_per_mb_loaded = -1;
   int64_t batch_per_device = 0;
   std::string write_table;
   std::string json_path;
@@ -131,6 +133,14 @@ int ProjectMain(const std::vector<std::string>& args, std::ostream& out, std::os
   flags.Double("cpu-us-per-mb", &o.cpu_us_per_mb,
                "with --host-cores: CPU microseconds a node spends per MB it sends in an "
                "allreduce (default: the --link-file's cpu_us_per_mb)");
+  flags.Double("latency-loaded-us", &o.latency_loaded_us,
+               "with --host-cores: latency per message round while compute fills the node's "
+               "cores (the scheduler's wake-up delay; default: the --link-file's "
+               "latency_loaded_us, else the idle latency throughout)");
+  flags.Double("cpu-us-per-mb-loaded", &o.cpu_us_per_mb_loaded,
+               "with --host-cores: CPU microseconds per MB sent while compute fills the node's "
+               "cores (default: the --link-file's cpu_us_per_mb_loaded, else --cpu-us-per-mb "
+               "throughout)");
   flags.Int("batch-per-device", &o.batch_per_device,
             "images per device per iteration (default: the trace's or table's; 32 with "
             "--from-flops)");
@@ -199,6 +209,9 @@ int ProjectMain(const std::vector<std::string>& args, std::ostream& out, std::os
   if (!intra.ok()) return usage(absl::StrCat("--intra-node: ", intra.status().message()));
   LinkParams network;
   double link_file_cpu_per_byte = -1;
+  double link_file_loaded_latency = -1;
+  double link_file_loaded_cpu_per_byte = -1;
+  int64_t link_file_busy_threads = 0;
   if (!o.link_file.empty()) {
     if (flags.WasSet("link-gbps") || flags.WasSet("latency-us")) {
       return usage("--link-file replaces --link-gbps and --latency-us: give one or the other");
@@ -209,6 +222,9 @@ int ProjectMain(const std::vector<std::string>& args, std::ostream& out, std::os
     if (!parsed.ok()) return failure(parsed.status().message());
     network = parsed->link;
     link_file_cpu_per_byte = parsed->cpu_seconds_per_sent_byte;
+    link_file_loaded_latency = parsed->loaded_latency_seconds;
+    link_file_loaded_cpu_per_byte = parsed->loaded_cpu_seconds_per_sent_byte;
+    link_file_busy_threads = parsed->busy_threads;
   } else {
     if (!(o.link_gbps > 0) || !std::isfinite(o.link_gbps))
       return usage("--link-gbps must be positive");
@@ -226,8 +242,11 @@ int ProjectMain(const std::vector<std::string>& args, std::ostream& out, std::os
   HostSharing host;
   if (!(o.host_cores >= 0) || o.host_cores > 1e6) return usage("--host-cores must be in [0, 1e6]");
   if (o.host_cores == 0 && (flags.WasSet("nodes-per-host") || flags.WasSet("compute-threads") ||
-                            flags.WasSet("cpu-us-per-mb"))) {
-    return usage("--nodes-per-host, --compute-threads and --cpu-us-per-mb go with --host-cores");
+                            flags.WasSet("cpu-us-per-mb") || flags.WasSet("latency-loaded-us") ||
+                            flags.WasSet("cpu-us-per-mb-loaded"))) {
+    return usage(
+        "--nodes-per-host, --compute-threads, --cpu-us-per-mb, --latency-loaded-us and "
+        "--cpu-us-per-mb-loaded go with --host-cores");
   }
   if (o.host_cores > 0) {
     if (o.devices_per_node != 1) {
@@ -254,13 +273,30 @@ int ProjectMain(const std::vector<std::string>& args, std::ostream& out, std::os
           "--host-cores needs the allreduce's CPU time per byte: give --cpu-us-per-mb or a "
           "--link-file with cpu_us_per_mb (runtime bench-allreduce --out writes it)");
     }
+    double loaded_latency = link_file_loaded_latency;
+    if (flags.WasSet("latency-loaded-us")) {
+      if (!(o.latency_loaded_us >= 0) || !std::isfinite(o.latency_loaded_us)) {
+        return usage("--latency-loaded-us must be a number >= 0");
+      }
+      loaded_latency = o.latency_loaded_us * 1e-6;
+      link_file_busy_threads = 0;  // not the link file's measurement
+    }
+    double loaded_cpu_per_byte = link_file_loaded_cpu_per_byte;
+    if (flags.WasSet("cpu-us-per-mb-loaded")) {
+      if (!(o.cpu_us_per_mb_loaded >= 0) || !std::isfinite(o.cpu_us_per_mb_loaded)) {
+        return usage("--cpu-us-per-mb-loaded must be a number >= 0");
+      }
+      loaded_cpu_per_byte = o.cpu_us_per_mb_loaded * 1e-6 / (1 << 20);
+    }
     host = {.host_cores = o.host_cores,
             .nodes_per_host = o.nodes_per_host,
             .compute_threads =
                 flags.WasSet("compute-threads")
                     ? o.compute_threads
                     : std::max<int64_t>(1, static_cast<int64_t>(o.host_cores) / o.nodes_per_host),
-            .cpu_seconds_per_sent_byte = cpu_per_byte};
+            .cpu_seconds_per_sent_byte = cpu_per_byte,
+            .loaded_latency_seconds = loaded_latency,
+            .loaded_cpu_seconds_per_sent_byte = loaded_cpu_per_byte};
   }
 
   absl::StatusOr<graph::Graph> graph = graph::LoadGraph(o.graph_path, ops::StandardOps());
@@ -383,6 +419,27 @@ int ProjectMain(const std::vector<std::string>& args, std::ostream& out, std::os
         host.host_cores, host.nodes_per_host, host.nodes_per_host == 1 ? "" : "s",
         host.compute_threads, host.compute_threads == 1 ? "" : "s",
         host.cpu_seconds_per_sent_byte * 1e6 * (1 << 20));
+    if (host.loaded_latency_seconds >= 0) {
+      out << absl::StrFormat(
+          "  %.5g us per message round while compute fills the cores (%s), %.5g us otherwise\n",
+          host.loaded_latency_seconds * 1e6,
+          link_file_busy_threads > 0
+              ? absl::StrFormat(
+                    "measured beside %d busy thread%s per rank%s", link_file_busy_threads,
+                    link_file_busy_threads == 1 ? "" : "s",
+                    link_file_busy_threads == host.compute_threads
+                        ? ""
+                        : absl::StrFormat(", not the %d computing here", host.compute_threads))
+              : std::string("--latency-loaded-us"),
+          network.latency_seconds * 1e6);
+    }
+    if (host.loaded_cpu_seconds_per_sent_byte >= 0) {
+      out << absl::StrFormat("  %.5g us CPU per MB sent while compute fills the cores (%s)\n",
+                             host.loaded_cpu_seconds_per_sent_byte * 1e6 * (1 << 20),
+                             flags.WasSet("cpu-us-per-mb-loaded")
+                                 ? "--cpu-us-per-mb-loaded"
+                                 : "the link file's cpu_us_per_mb_loaded");
+    }
   }
   out << "\n"
       << absl::StrFormat("%6s %8s %9s %10s %10s %10s %10s %9s %9s %9s\n", "nodes", "devices",

@@ -28,29 +28,35 @@ struct Item {
 
 // One bucket's allreduce in one iteration.
 struct BucketRun {
-  double ready = kNever;      // its ready step ended
-  double issued = kNever;     // its host node ran: the allreduce is queued on its lane
-  double done = kNever;       // every phase finished
-  int phase = -1;             // the current phase, -1 before starting
-  double active_at = kNever;  // when the current phase's transfer begins (after its latency)
-  double remaining = 0;       // seconds of full-link transfer left in the current phase
+  double ready = kNever;   // its ready step ended
+  double issued = kNever;  // its host node ran: the allreduce is queued on its lane
+  double done = kNever;    // every phase finished
+  int phase = -1;          // the current phase, -1 before starting
+  // Of the current phase's latency, the fraction still to wait: its rounds cost the loaded
+  // latency while the compute stream fills the cores and the idle one otherwise, so the wait
+  // runs down at whichever rate applies at each moment.
+  double latency_left = 0;
+  double remaining = 0;  // seconds of full-link transfer left in the current phase
   bool moving = false;
 };
 
 // A fluid simulation of the compute stream and the allreduces together. Each phase of an
 // allreduce first waits its latency, then moves its bytes on its link, which the phases moving
 // on it share in equal parts. With host sharing, the compute stream's threads and the network
-// transfers also share the node's cores (host_sharing.h): both then advance at their share.
+// transfers also share the node's cores (host_sharing.h): both then advance at their share, and
+// while compute fills the node's cores a network round costs the loaded latency.
 class Simulation {
  public:
   Simulation(std::vector<Item> program, std::vector<std::vector<Phase>> phases, int64_t lanes,
-             const HostSharing& host, double node_cores)
+             const HostSharing& host, double node_cores, bool compute_fills_cores)
       : program_(std::move(program)),
         phases_(std::move(phases)),
         num_buckets_(phases_.size()),
         lanes_(static_cast<size_t>(lanes)),
         host_(host),
         node_cores_(node_cores),
+        loaded_latency_applies_(compute_fills_cores && host.loaded_latency_seconds >= 0),
+        loaded_cpu_applies_(compute_fills_cores && host.loaded_cpu_seconds_per_sent_byte >= 0),
         runs_(num_buckets_ * kIterations),
         lane_queue_(lanes_),
         lane_position_(lanes_, 0),
@@ -71,8 +77,8 @@ class Simulation {
       for (size_t g = first_live_; g < live_end_; ++g) {
         const BucketRun& r = runs_[g];
         if (r.phase < 0 || r.done != kNever) continue;
-        next = std::min(
-            next, r.moving ? now + r.remaining / rates.transfer[g - first_live_] : r.active_at);
+        next = std::min(next, r.moving ? now + r.remaining / rates.transfer[g - first_live_]
+                                       : now + r.latency_left * LatencySeconds(g, computing));
       }
       for (size_t l = 0; l < lanes_; ++l) {
         if (lane_position_[l] == lane_queue_[l].size()) continue;
@@ -87,7 +93,11 @@ class Simulation {
       const double dt = next - now;
       if (computing) work_left_ -= dt * rates.compute_speed;
       for (size_t g = first_live_; g < live_end_; ++g) {
-        if (runs_[g].moving) runs_[g].remaining -= dt * rates.transfer[g - first_live_];
+        BucketRun& r = runs_[g];
+        if (r.moving) r.remaining -= dt * rates.transfer[g - first_live_];
+        if (r.phase < 0 || r.done != kNever || r.moving) continue;
+        const double latency = LatencySeconds(g, computing);
+        r.latency_left = latency > 0 ? std::max(0.0, r.latency_left - dt / latency) : 0;
       }
       now = next;
     }
@@ -118,6 +128,9 @@ class Simulation {
       if (runs_[g].moving) ++sharing[static_cast<int>(CurrentPhase(g).resource)];
     }
     rates.transfer.assign(live_end_ - first_live_, 0);
+    const double cpu_per_byte = Computing() && loaded_cpu_applies_
+                                    ? host_.loaded_cpu_seconds_per_sent_byte
+                                    : host_.cpu_seconds_per_sent_byte;
     std::vector<double> demand;
     std::vector<size_t> demand_of;  // which live bucket each demand is
     for (size_t g = first_live_; g < live_end_; ++g) {
@@ -129,14 +142,13 @@ class Simulation {
       // own buckets); at its share of the link, a transfer sends sent_bytes / bandwidth_seconds
       // x share bytes per second.
       if (host_.enabled() && phase.resource == Resource::kNetwork && phase.bandwidth_seconds > 0 &&
-          phase.sent_bytes > 0 && host_.cpu_seconds_per_sent_byte > 0) {
-        demand.push_back(host_.cpu_seconds_per_sent_byte * phase.sent_bytes /
-                         phase.bandwidth_seconds * share);
+          phase.sent_bytes > 0 && cpu_per_byte > 0) {
+        demand.push_back(cpu_per_byte * phase.sent_bytes / phase.bandwidth_seconds * share);
         demand_of.push_back(g - first_live_);
       }
     }
     if (!host_.enabled()) return rates;
-    const bool computing = pc_ < program_.size() && program_[pc_].kind == Item::Kind::kWork;
+    const bool computing = Computing();
     const CoreShares shares =
         ShareCores(node_cores_, computing ? host_.compute_threads : 0, demand);
     rates.compute_speed = shares.compute_speed;
@@ -148,6 +160,19 @@ class Simulation {
 
   const Phase& CurrentPhase(size_t g) const {
     return phases_[g % num_buckets_][static_cast<size_t>(runs_[g].phase)];
+  }
+
+  bool Computing() const {
+    return pc_ < program_.size() && program_[pc_].kind == Item::Kind::kWork;
+  }
+
+  // The whole latency of bucket g's current phase at the rate that applies now.
+  double LatencySeconds(size_t g, bool computing) const {
+    const Phase& phase = CurrentPhase(g);
+    if (computing && loaded_latency_applies_ && phase.resource == Resource::kNetwork) {
+      return phase.steps * host_.loaded_latency_seconds;
+    }
+    return phase.latency_seconds;
   }
 
   void BeginPhase(size_t g, int p, double at) {
@@ -163,7 +188,7 @@ class Simulation {
       while (first_live_ < live_end_ && runs_[first_live_].done != kNever) ++first_live_;
       return;
     }
-    r.active_at = at + phases[static_cast<size_t>(p)].latency_seconds;
+    r.latency_left = 1;
     r.remaining = phases[static_cast<size_t>(p)].bandwidth_seconds;
   }
 
@@ -190,7 +215,8 @@ class Simulation {
       }
       for (size_t g = first_live_; g < live_end_; ++g) {
         BucketRun& r = runs_[g];
-        if (r.phase >= 0 && r.done == kNever && !r.moving && r.active_at <= now) {
+        if (r.phase >= 0 && r.done == kNever && !r.moving &&
+            Finished(r.latency_left * LatencySeconds(g, Computing()), now)) {
           r.moving = true;
           if (r.remaining <= 0) BeginPhase(g, r.phase + 1, now);
           changed = true;
@@ -255,7 +281,9 @@ class Simulation {
   const size_t lanes_;
   const HostSharing host_;
   const double node_cores_;
-  std::vector<BucketRun> runs_;  // per iteration and bucket
+  const bool loaded_latency_applies_;  // a loaded latency is known and compute fills the cores
+  const bool loaded_cpu_applies_;      // the same for the CPU per byte
+  std::vector<BucketRun> runs_;        // per iteration and bucket
   std::vector<std::vector<size_t>> lane_queue_;
   std::vector<size_t> lane_position_;
   std::vector<double> lane_free_;  // when each lane's last bucket finished
@@ -368,10 +396,10 @@ absl::StatusOr<Projection> Replay(const PlannedGraph& plan, const StepProfile& p
   }
   // The nodes of a host are alike: each gets an equal part of its cores. A job smaller than a
   // host fills only part of it.
-  const double node_cores =
-      options.host.host_cores /
-      static_cast<double>(std::min(options.host.nodes_per_host, topology.servers));
-  Simulation sim(std::move(program), phases, options.lanes, options.host, node_cores);
+  const int64_t nodes_on_host = std::min(options.host.nodes_per_host, topology.servers);
+  const double node_cores = options.host.host_cores / static_cast<double>(nodes_on_host);
+  Simulation sim(std::move(program), phases, options.lanes, options.host, node_cores,
+                 options.host.ComputeFillsCores(nodes_on_host));
   if (absl::Status s = sim.Run(); !s.ok()) return s;
 
   const int last = kIterations - 1;

@@ -45,7 +45,8 @@ struct Projection {
   double peak_network_bytes_per_second = 0;
   double backward_network_bytes_per_second = 0;  // network_bytes over backward_seconds
   double mean_network_bytes_per_second = 0;      // network_bytes over iteration_seconds
-  // CPU time one node's allreduces take per iteration (host sharing only; 0 when off).
+  // CPU time one node's allreduces take per iteration at the idle CPU per byte (host sharing
+  // only; 0 when off).
   double communication_cpu_seconds = 0;
 };
 

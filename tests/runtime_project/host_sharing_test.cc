@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <limits>
+
 #include "runtime/project/replay.h"
 #include "tests/runtime_project/test_plans.h"
 
@@ -145,6 +147,82 @@ TEST(HostSharingTest, NodesOfAnOversubscribedHostShareItsCores) {
   p = Replay(FourStepPlan(1, 1), Profile({1, 1, 2, 2}), Nodes(1), SharedCores(0, 4));
   ASSERT_TRUE(p.ok()) << p.status();
   EXPECT_NEAR(p->iteration_seconds, 6 * kMs, 1e-12);
+}
+
+// The loaded latency applies while compute fills the node's cores. Latency only (1-byte
+// buckets, a nanosecond each on the link), one lane, idle rounds of 0.1 ms, loaded ones of
+// 1.5 ms; a ring between 2 is 2 rounds. Bucket 0 starts when b2 ends: its 3 ms of loaded latency
+// run while b3 computes (2 ms: two thirds of it), then the compute stream waits for bucket 1 and
+// the last third runs at the idle rate (0.2 ms / 3). Bucket 1 queues behind it on the lane and
+// takes the idle 0.2 ms: exposed 0.2 / 3 + 0.2 ms, iteration 6 + 0.8 / 3 ms. Idle latency
+// throughout would give 6.2 ms; loaded throughout 6 + 1 + 3 = 10 ms.
+TEST(HostSharingTest, LoadedLatencyAppliesWhileComputeFillsTheCores) {
+  Topology nodes = Nodes(2);
+  nodes.network.latency_seconds = 0.1e-3;
+  ReplayOptions options = SharedCores(0);
+  options.lanes = 1;
+  options.host.loaded_latency_seconds = 1.5e-3;
+  absl::StatusOr<Projection> p = Replay(FourStepPlan(1, 1), Profile({1, 1, 2, 2}), nodes, options);
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_NEAR(p->exposed_seconds, 0.8 / 3 * kMs, 1e-8);
+  EXPECT_NEAR(p->iteration_seconds, (6 + 0.8 / 3) * kMs, 1e-8);
+  // Without a loaded latency: the idle one throughout.
+  options.host.loaded_latency_seconds = -1;
+  p = Replay(FourStepPlan(1, 1), Profile({1, 1, 2, 2}), nodes, options);
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_NEAR(p->iteration_seconds, 6.2 * kMs, 1e-8);
+  // A host with a spare core per node (4 cores, 2 single-threaded nodes): a woken thread finds
+  // a free core, so the idle latency applies however long compute runs.
+  options.host.loaded_latency_seconds = 1.5e-3;
+  options.host.host_cores = 4;
+  p = Replay(FourStepPlan(1, 1), Profile({1, 1, 2, 2}), nodes, options);
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_NEAR(p->iteration_seconds, 6.2 * kMs, 1e-8);
+  // Host sharing off (GPU servers, the paper's case): the loaded latency is never used.
+  options.host = {.loaded_latency_seconds = 1.5e-3};
+  p = Replay(FourStepPlan(1, 1), Profile({1, 1, 2, 2}), nodes, options);
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_NEAR(p->iteration_seconds, 6.2 * kMs, 1e-8);
+}
+
+// The loaded CPU per byte applies while compute runs, the idle one while it waits. Bucket 0
+// (2 MB, 2 ms on the link) starts when b2 ends; beside b3 it costs 1.5 ns per byte: it asks for
+// 1.5 cores, gets half of the node's one, a third of its speed, and b3 runs at half speed: b3's
+// 2 ms take 4 ms, in which bucket 0 moves 4/3 ms of its 2. Bucket 1 (1 MB, 1 ms) starts when b3
+// ends and the compute stream waits for it: at the idle 0.5 ns per byte the two transfers ask
+// for 0.25 cores each and share the link at full speed: bucket 0's last 2/3 ms take 4/3 ms, in
+// which bucket 1 moves 2/3 ms; its last 1/3 ms alone. Exposed 5/3 ms, iteration 8 + 5/3 ms.
+TEST(HostSharingTest, LoadedCpuPerByteAppliesWhileComputeRuns) {
+  ReplayOptions options = SharedCores(0.5e-9);
+  options.host.loaded_cpu_seconds_per_sent_byte = 1.5e-9;
+  absl::StatusOr<Projection> p =
+      Replay(FourStepPlan(2e6, 1e6), Profile({1, 1, 2, 2}), Nodes(2), options);
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_NEAR(p->compute_seconds, 8 * kMs, 1e-8);
+  EXPECT_NEAR(p->exposed_seconds, 5.0 / 3 * kMs, 1e-8);
+  EXPECT_NEAR(p->iteration_seconds, (8 + 5.0 / 3) * kMs, 1e-8);
+  // Unknown (the default): the idle figure throughout, as in ExposedCommunicationHasTheCores...
+  options.host.loaded_cpu_seconds_per_sent_byte = -1;
+  p = Replay(FourStepPlan(2e6, 1e6), Profile({1, 1, 2, 2}), Nodes(2), options);
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_NEAR(p->iteration_seconds, 8 * kMs, 1e-8);
+}
+
+TEST(HostSharingTest, ComputeFillsCoresWhenThreadsCoverTheNodesShare) {
+  const HostSharing four_on_two{.host_cores = 2, .nodes_per_host = 4, .compute_threads = 1};
+  EXPECT_TRUE(four_on_two.ComputeFillsCores(4));   // half a core per thread
+  EXPECT_TRUE(four_on_two.ComputeFillsCores(2));   // one core per thread
+  EXPECT_FALSE(four_on_two.ComputeFillsCores(1));  // a job of one node leaves a core free
+  EXPECT_FALSE(HostSharing{}.ComputeFillsCores(4));
+  EXPECT_FALSE(CheckHostSharing({.host_cores = 2,
+                                 .loaded_latency_seconds = std::numeric_limits<double>::infinity()})
+                   .ok());
+  EXPECT_NE(CheckHostSharing(
+                {.host_cores = 2,
+                 .loaded_cpu_seconds_per_sent_byte = std::numeric_limits<double>::quiet_NaN()})
+                .message()
+                .find("--cpu-us-per-mb-loaded"),
+            absl::string_view::npos);
 }
 
 }  // namespace

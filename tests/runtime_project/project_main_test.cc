@@ -113,6 +113,75 @@ TEST_F(ProjectMainTest, HostCoresTakeTheAllreducesCpuFromCompute) {
   EXPECT_GT(iteration_ms(on.out), iteration_ms(off.out)) << on.out << off.out;
 }
 
+// The link file's loaded latency is used with --host-cores (2 single-threaded nodes on 2 cores:
+// compute fills them) and --latency-loaded-us overrides it. Small buckets on one lane: the
+// mlp's first buckets are reduced while the last backward steps still compute, so 20 ms rounds
+// there hold up the lane and the last bucket comes later.
+TEST_F(ProjectMainTest, LoadedLatencyFromTheLinkFileAppliesWithHostCores) {
+  const std::string idle_link = TempDir() + "/link_idle.txt";
+  const std::string loaded_link = TempDir() + "/link_loaded.txt";
+  const std::string json = TempDir() + "/loaded.json";
+  std::ofstream(idle_link) << "latency_us 50\nlink_gbps 8\ncpu_us_per_mb 500\n";
+  std::ofstream(loaded_link) << "latency_us 50\nlink_gbps 8\ncpu_us_per_mb 500\n"
+                                "latency_loaded_us 20000\nbusy_threads 1\n";
+  double seconds = 0;
+  auto run = [&](const std::string& link, std::vector<std::string> more) {
+    std::vector<std::string> args = {"--graph",
+                                     *graph_path_,
+                                     "--from-flops",
+                                     "--forward-ms",
+                                     "20",
+                                     "--backward-ms",
+                                     "40",
+                                     "--nodes",
+                                     "2",
+                                     "--devices-per-node",
+                                     "1",
+                                     "--intra-node",
+                                     "none",
+                                     "--link-file",
+                                     link,
+                                     "--host-cores",
+                                     "2",
+                                     "--nodes-per-host",
+                                     "2",
+                                     "--bucket-mb",
+                                     "0.2",
+                                     "--lanes",
+                                     "1",
+                                     "--json",
+                                     json};
+    args.insert(args.end(), more.begin(), more.end());
+    CliRun r = Project(args);
+    std::ifstream in(json);
+    std::stringstream text;
+    text << in.rdbuf();
+    const std::string key = "\"iteration_seconds\": ";
+    const size_t at = text.str().find(key);
+    seconds = at == std::string::npos ? -1 : std::stod(text.str().substr(at + key.size()));
+    return r;
+  };
+  CliRun idle = run(idle_link, {});
+  ASSERT_EQ(idle.code, 0) << idle.err;
+  const double idle_seconds = seconds;
+  EXPECT_EQ(idle.out.find("while compute fills the cores"), std::string::npos) << idle.out;
+  CliRun loaded = run(loaded_link, {});
+  ASSERT_EQ(loaded.code, 0) << loaded.err;
+  EXPECT_NE(loaded.out.find("20000 us per message round while compute fills the cores "
+                            "(measured beside 1 busy thread per rank), 50 us otherwise"),
+            std::string::npos)
+      << loaded.out;
+  EXPECT_GT(seconds, idle_seconds + 1e-5) << loaded.out << idle.out;
+  // The flag replaces the file's figure: the idle latency given as the loaded one is the idle run.
+  CliRun flag = run(loaded_link, {"--latency-loaded-us", "50"});
+  ASSERT_EQ(flag.code, 0) << flag.err;
+  EXPECT_NE(flag.out.find("(--latency-loaded-us)"), std::string::npos) << flag.out;
+  EXPECT_DOUBLE_EQ(seconds, idle_seconds);
+  CliRun bad = run(loaded_link, {"--latency-loaded-us", "-1"});
+  EXPECT_EQ(bad.code, 2);
+  EXPECT_NE(bad.err.find("--latency-loaded-us"), std::string::npos) << bad.err;
+}
+
 TEST_F(ProjectMainTest, BadInputNamesTheFlagOrFile) {
   struct Case {
     std::vector<std::string> args;
@@ -165,6 +234,14 @@ TEST_F(ProjectMainTest, BadInputNamesTheFlagOrFile) {
             "--cpu-us-per-mb"},
            {{"--graph", g, "--from-flops", "--forward-ms", "1", "--backward-ms", "1",
              "--nodes-per-host", "2"},
+            2,
+            "go with --host-cores"},
+           {{"--graph", g, "--from-flops", "--forward-ms", "1", "--backward-ms", "1",
+             "--cpu-us-per-mb-loaded", "900"},
+            2,
+            "go with --host-cores"},
+           {{"--graph", g, "--from-flops", "--forward-ms", "1", "--backward-ms", "1",
+             "--latency-loaded-us", "900"},
             2,
             "go with --host-cores"},
            {{"--graph", g, "--from-flops", "--forward-ms", "1", "--backward-ms", "1",
@@ -221,18 +298,56 @@ TEST(BenchAllreduceMainTest, RanksTimeEverySizeAndRankZeroWritesThem) {
   EXPECT_EQ(codes[0], 0);
   EXPECT_EQ(codes[1], 0);
   std::ifstream in(result);
-  // "bytes seconds process_cpu host_cpu" per size; the ranks share this process, so its CPU time
-  // counts both (still at least one rank's). The host's busy time counts whole clock ticks: 0 or
-  // more, or -1 without /proc/stat.
-  double bytes = 0, seconds = 0, cpu_seconds = -1, host_cpu_seconds = -2;
-  ASSERT_TRUE(in >> bytes >> seconds >> cpu_seconds >> host_cpu_seconds);
+  // "bytes seconds process_cpu host_cpu loaded_seconds loaded_cpu" per size; the ranks share
+  // this process, so its CPU time counts both (still at least one rank's). The host's busy time
+  // counts whole clock ticks: 0 or more, or -1 without /proc/stat. Without --busy-threads the
+  // loaded columns are -1.
+  double bytes = 0, seconds = 0, cpu_seconds = -1, host_cpu_seconds = -2, loaded = 0,
+         loaded_cpu = 0;
+  ASSERT_TRUE(in >> bytes >> seconds >> cpu_seconds >> host_cpu_seconds >> loaded >> loaded_cpu);
   EXPECT_EQ(bytes, 4096);
   EXPECT_GT(seconds, 0);
   EXPECT_GE(cpu_seconds, 0);
   EXPECT_GE(host_cpu_seconds, -1);
-  ASSERT_TRUE(in >> bytes >> seconds >> cpu_seconds >> host_cpu_seconds);
+  EXPECT_EQ(loaded, -1);
+  EXPECT_EQ(loaded_cpu, -1);
+  ASSERT_TRUE(in >> bytes >> seconds >> cpu_seconds >> host_cpu_seconds >> loaded >> loaded_cpu);
   EXPECT_EQ(bytes, 65536);
   EXPECT_GT(cpu_seconds, 0);
+  EXPECT_FALSE(in >> bytes);
+}
+
+// With --busy-threads each size is timed a second time beside compute threads: the loaded
+// columns are then measured (a time, and the process's CPU less the busy threads').
+TEST(BenchAllreduceMainTest, BusyThreadsTimeEverySizeAgainBesideCompute) {
+  const std::string dir = TempDir() + "/bench_rendezvous_busy";
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  const std::string result = dir + "/result.txt";
+  int codes[2] = {-1, -1};
+  std::vector<std::thread> ranks;
+  for (int rank = 0; rank < 2; ++rank) {
+    ranks.emplace_back([&, rank] {
+      std::ostringstream out, err;
+      codes[rank] = BenchAllreduceMain(
+          {"--nodes", "2", "--sizes", "4K,64K", "--iters", "3", "--warmup", "1", "--timeout", "30",
+           "--busy-threads", "1", "--node-rank", absl::StrCat(rank), "--rendezvous",
+           "file://" + dir, "--result", result},
+          out, err);
+    });
+  }
+  for (std::thread& t : ranks) t.join();
+  EXPECT_EQ(codes[0], 0);
+  EXPECT_EQ(codes[1], 0);
+  std::ifstream in(result);
+  double bytes = 0, seconds = 0, cpu_seconds = -1, host_cpu_seconds = -2, loaded = -1,
+         loaded_cpu = -2;
+  for (int64_t size : {4096, 65536}) {
+    ASSERT_TRUE(in >> bytes >> seconds >> cpu_seconds >> host_cpu_seconds >> loaded >> loaded_cpu);
+    EXPECT_EQ(bytes, size);
+    EXPECT_GT(loaded, 0);
+    EXPECT_GE(loaded_cpu, 0);
+  }
   EXPECT_FALSE(in >> bytes);
 }
 
