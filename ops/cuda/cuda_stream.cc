@@ -114,8 +114,11 @@ void CudaStream::EnqueueHostCallback(sched::Work callback) {
     // Synchronize reports the failure.
     {
       std::lock_guard<std::mutex> lock(callback_mutex_);
-      ready_.push_back(std::move(launched_.back()));
-      launched_.pop_back();
+      // A fault check in between may have handed it over with the others already.
+      if (!faulted_) {
+        ready_.push_back(std::move(launched_.back()));
+        launched_.pop_back();
+      }
       if (first_error_.ok()) first_error_ = status;
     }
     callbacks_ready_.notify_one();
@@ -137,7 +140,9 @@ void CudaStream::CallbackLoop(std::string thread_name) {
       lock.unlock();
       const cudaError_t state = cudaStreamQuery(stream_);
       lock.lock();
-      if (state != cudaSuccess && state != cudaErrorNotReady && !faulted_) {
+      // Unloading: the process is exiting, not a fault of this stream's work.
+      if (state != cudaSuccess && state != cudaErrorNotReady && state != cudaErrorCudartUnloading &&
+          !faulted_) {
         faulted_ = true;
         if (first_error_.ok()) {
           first_error_ = CudaStatus(state, "a kernel or copy on this stream");

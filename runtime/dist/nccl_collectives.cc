@@ -3,6 +3,7 @@
 #include <nccl.h>
 
 #include <algorithm>
+#include <atomic>
 #include <condition_variable>
 #include <cstdio>
 #include <deque>
@@ -31,8 +32,14 @@ absl::Status NcclStatus(ncclResult_t result, const std::string& what) {
 
 // Non-blocking communicators finish some calls in the background: wait until `comm` is idle, or
 // the deadline. A reported error ends the wait too.
-absl::Status WaitIdle(ncclComm_t comm, Clock::time_point deadline, const std::string& what) {
+// `abandon` (may be null): stop waiting once another operation has failed, since the
+// communicators are about to be aborted and the abort waits for this caller's issue lock.
+absl::Status WaitIdle(ncclComm_t comm, Clock::time_point deadline, const std::string& what,
+                      const std::atomic<bool>* abandon = nullptr) {
   while (true) {
+    if (abandon != nullptr && abandon->load()) {
+      return absl::AbortedError(absl::StrCat(what, ": abandoned, another NCCL operation failed"));
+    }
     ncclResult_t state = ncclSuccess;
     ncclResult_t query = ncclCommGetAsyncError(comm, &state);
     if (query != ncclSuccess) return NcclStatus(query, "ncclCommGetAsyncError");
@@ -218,6 +225,18 @@ class NcclCollectivesImpl final : public NcclCollectives {
     absl::Status status = Launch(lane, ready, call, p, called_nccl);
     std::lock_guard<std::mutex> lock(mutex_);
     p.info.sequence = l.sequence++;
+    if (!failure_.ok()) {
+      // Failed while this call was launching: the monitor no longer polls the lanes, so the
+      // operation completes now with the failure, and the communicators are aborted.
+      p.status = failure_;
+      if (p.event != nullptr) l.spare_events.push_back(p.event);
+      p.event = nullptr;
+      for (CollectiveObserver* observer : observers_) observer->OnCollectiveStart(p.info);
+      immediate_.push_back(std::move(p));
+      ++pending_;
+      work_.notify_all();
+      return true;
+    }
     if (!status.ok()) {
       p.status = absl::InternalError(
           absl::StrCat(CollectiveKindName(kind), " on lane ", lane, ": ", status.message()));
@@ -260,7 +279,8 @@ class NcclCollectivesImpl final : public NcclCollectives {
     GF_CUDA_RETURN_IF_ERROR(NcclStatus(call(comms_[lane], streams_[lane]), "NCCL call"));
     // A non-blocking communicator may enqueue the kernel only once it is idle again (the first
     // operation sets up connections): the end mark goes after that.
-    GF_CUDA_RETURN_IF_ERROR(WaitIdle(comms_[lane], p.deadline, "enqueueing the NCCL call"));
+    GF_CUDA_RETURN_IF_ERROR(
+        WaitIdle(comms_[lane], p.deadline, "enqueueing the NCCL call", &failed_));
     p.device_end = timing_events_->Mark(std::move(clock), streams_[lane]);
     {
       std::lock_guard<std::mutex> lock(mutex_);
@@ -281,6 +301,7 @@ class NcclCollectivesImpl final : public NcclCollectives {
   // Called with mutex_ held; the caller then calls AbortCommunicators without it.
   void FailLocked(absl::Status status, std::vector<Pending>& finished) {
     if (failure_.ok()) failure_ = std::move(status);
+    failed_.store(true);
     for (Lane& lane : lanes_) {
       while (!lane.queue.empty()) {
         Pending p = std::move(lane.queue.front());
@@ -406,6 +427,7 @@ class NcclCollectivesImpl final : public NcclCollectives {
       std::make_shared<ops::cuda::TimingEventPool>(device_);
 
   std::mutex issue_mutex_;  // NCCL calls on any lane; taken before mutex_
+  std::atomic<bool> failed_{false};  // failure_ is set: read without mutex_ by WaitIdle
   std::mutex mutex_;
   std::condition_variable work_;
   std::condition_variable drained_;
