@@ -212,6 +212,16 @@ absl::Status Executor::Run() {
   {
     std::unique_lock<std::mutex> lock(mutex_);
     finished_.wait(lock, [this] { return done_; });
+    if (error_.ok()) {
+      // On a GPU every node may have been issued before a kernel faulted: no node's work
+      // failed, but the device's did.
+      for (size_t s = 0; s < streams_.size() && error_.ok(); ++s) {
+        if (nodes_per_stream_[s] == 0) continue;
+        if (absl::Status failed = streams_[s]->AsyncError(); !failed.ok()) {
+          error_ = absl::Status(failed.code(), absl::StrCat("stream ", s, ": ", failed.message()));
+        }
+      }
+    }
     status = error_;
   }
   if (timing_) ReportDeviceSpans();

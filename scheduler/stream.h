@@ -67,6 +67,9 @@ class Stream {
 
   // Blocks the calling thread until everything enqueued so far has completed.
   virtual absl::Status Synchronize() = 0;
+  // A failure of work that already ran asynchronously (a faulted GPU kernel), without blocking;
+  // OK while none is known. Streams whose work runs when issued report failures from it directly.
+  virtual absl::Status AsyncError() { return absl::OkStatus(); }
 
   // Device timing, for profilers. StartTiming ties the device's clock to the host's steady clock
   // (it may wait for the stream to drain: call it only between iterations); MarkTime, called from

@@ -238,4 +238,9 @@ std::unique_ptr<sched::DeviceTimestamp> CudaStream::MarkTime() {
   return timing_events_->Mark(std::move(clock), stream_);
 }
 
+absl::Status CudaStream::AsyncError() {
+  std::lock_guard<std::mutex> lock(callback_mutex_);
+  return first_error_;
+}
+
 }  // namespace gradflow::ops::cuda

@@ -81,6 +81,9 @@ class CudaStream final : public sched::Stream {
   // Reports the first asynchronous failure of this stream (a failed cudaLaunchHostFunc, a kernel
   // fault).
   absl::Status Synchronize() override;
+  // The first asynchronous failure seen so far (a fault found by the callback thread, a failed
+  // cudaLaunchHostFunc), without waiting for the device.
+  absl::Status AsyncError() override;
   absl::Status StartTiming() override;
   // Inside a work item (Enqueue holds the issue lock, which orders it among launches). Null
   // before StartTiming.

@@ -278,8 +278,10 @@ TEST(BenchAllreduceMainTest, UsageErrorsNameTheFlag) {
 
 // The measuring side of bench-allreduce, with its two ranks as threads of this process (the
 // launcher side re-runs the `runtime` binary, which a test cannot).
-TEST(BenchAllreduceMainTest, RanksTimeEverySizeAndRankZeroWritesThem) {
-  const std::string dir = TempDir() + "/bench_rendezvous";
+// Runs both ranks of `bench-allreduce --nodes 2 --sizes 4K,64K` as threads of this process, with
+// `extra` flags, and returns the result file rank 0 wrote.
+std::string RunTwoBenchRanks(const std::string& name, const std::vector<std::string>& extra) {
+  const std::string dir = TempDir() + "/" + name;
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
   const std::string result = dir + "/result.txt";
@@ -287,17 +289,27 @@ TEST(BenchAllreduceMainTest, RanksTimeEverySizeAndRankZeroWritesThem) {
   std::vector<std::thread> ranks;
   for (int rank = 0; rank < 2; ++rank) {
     ranks.emplace_back([&, rank] {
+      std::vector<std::string> args = {"--nodes",      "2",
+                                       "--sizes",      "4K,64K",
+                                       "--iters",      "3",
+                                       "--warmup",     "1",
+                                       "--timeout",    "30",
+                                       "--node-rank",  absl::StrCat(rank),
+                                       "--rendezvous", "file://" + dir,
+                                       "--result",     result};
+      args.insert(args.end(), extra.begin(), extra.end());
       std::ostringstream out, err;
-      codes[rank] = BenchAllreduceMain(
-          {"--nodes", "2", "--sizes", "4K,64K", "--iters", "3", "--warmup", "1", "--timeout", "30",
-           "--node-rank", absl::StrCat(rank), "--rendezvous", "file://" + dir, "--result", result},
-          out, err);
+      codes[rank] = BenchAllreduceMain(args, out, err);
     });
   }
   for (std::thread& t : ranks) t.join();
   EXPECT_EQ(codes[0], 0);
   EXPECT_EQ(codes[1], 0);
-  std::ifstream in(result);
+  return result;
+}
+
+TEST(BenchAllreduceMainTest, RanksTimeEverySizeAndRankZeroWritesThem) {
+  std::ifstream in(RunTwoBenchRanks("bench_rendezvous", {}));
   // "bytes seconds process_cpu host_cpu loaded_seconds loaded_cpu" per size; the ranks share
   // this process, so its CPU time counts both (still at least one rank's). The host's busy time
   // counts whole clock ticks: 0 or more, or -1 without /proc/stat. Without --busy-threads the
@@ -320,26 +332,7 @@ TEST(BenchAllreduceMainTest, RanksTimeEverySizeAndRankZeroWritesThem) {
 // With --busy-threads each size is timed a second time beside compute threads: the loaded
 // columns are then measured (a time, and the process's CPU less the busy threads').
 TEST(BenchAllreduceMainTest, BusyThreadsTimeEverySizeAgainBesideCompute) {
-  const std::string dir = TempDir() + "/bench_rendezvous_busy";
-  std::filesystem::remove_all(dir);
-  std::filesystem::create_directories(dir);
-  const std::string result = dir + "/result.txt";
-  int codes[2] = {-1, -1};
-  std::vector<std::thread> ranks;
-  for (int rank = 0; rank < 2; ++rank) {
-    ranks.emplace_back([&, rank] {
-      std::ostringstream out, err;
-      codes[rank] = BenchAllreduceMain(
-          {"--nodes", "2", "--sizes", "4K,64K", "--iters", "3", "--warmup", "1", "--timeout", "30",
-           "--busy-threads", "1", "--node-rank", absl::StrCat(rank), "--rendezvous",
-           "file://" + dir, "--result", result},
-          out, err);
-    });
-  }
-  for (std::thread& t : ranks) t.join();
-  EXPECT_EQ(codes[0], 0);
-  EXPECT_EQ(codes[1], 0);
-  std::ifstream in(result);
+  std::ifstream in(RunTwoBenchRanks("bench_rendezvous_busy", {"--busy-threads", "1"}));
   double bytes = 0, seconds = 0, cpu_seconds = -1, host_cpu_seconds = -2, loaded = -1,
          loaded_cpu = -2;
   for (int64_t size : {4096, 65536}) {
