@@ -418,11 +418,13 @@ std::string Tracer::EventsJson(double origin_us, double clock_offset_us) const {
     int64_t sort = 0;
     switch (t.role) {
       case Role::kCompute:
+      case Role::kDeviceStream:
         name = t.number == sched::kComputeStream ? "compute stream"
                                                  : absl::StrCat("stream ", t.number);
         sort = 2 + t.number;
         break;
       case Role::kLane:
+      case Role::kDeviceLane:
         name = absl::StrCat("collectives lane ", t.number);
         sort = 100 + t.number;
         break;
@@ -430,19 +432,15 @@ std::string Tracer::EventsJson(double origin_us, double clock_offset_us) const {
         name = absl::StrCat("scheduler worker ", t.number);
         sort = 200 + t.number;
         break;
-      case Role::kDeviceStream:
-        name = t.number == sched::kComputeStream ? "GPU compute stream"
-                                                 : absl::StrCat("GPU stream ", t.number);
-        sort = 50 + t.number;
-        break;
-      case Role::kDeviceLane:
-        name = absl::StrCat("GPU collectives lane ", t.number);
-        sort = 150 + t.number;
-        break;
       case Role::kOther:
         name = absl::StrCat("thread ", tid);
         sort = 300 + static_cast<int64_t>(tid);
         break;
+    }
+    // A device's own tracks (its times, not a host thread's) sit just before the host's.
+    if (t.role == Role::kDeviceStream || t.role == Role::kDeviceLane) {
+      name = absl::StrCat("GPU ", name);
+      sort += 48;
     }
     w.Metadata("thread_name", static_cast<int32_t>(tid), name, sort);
   }

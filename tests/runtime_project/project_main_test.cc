@@ -48,6 +48,24 @@ class ProjectMainTest : public ::testing::Test {
     ASSERT_TRUE(graph::SaveGraph(*graph, *graph_path_).ok());
   }
   static void TearDownTestSuite() { delete graph_path_; }
+  // Two one-device nodes of the mlp from FLOP shares (20 + 40 ms) over the link in `link`.
+  static std::vector<std::string> TwoCpuNodesArgs(const std::string& link) {
+    return {"--graph",
+            *graph_path_,
+            "--from-flops",
+            "--forward-ms",
+            "20",
+            "--backward-ms",
+            "40",
+            "--nodes",
+            "2",
+            "--devices-per-node",
+            "1",
+            "--intra-node",
+            "none",
+            "--link-file",
+            link};
+  }
   static std::string* graph_path_;
 };
 
@@ -76,23 +94,8 @@ TEST_F(ProjectMainTest, FlopsModePrintsATableAndWritesJsonAndATimeTable) {
 TEST_F(ProjectMainTest, HostCoresTakeTheAllreducesCpuFromCompute) {
   const std::string link = TempDir() + "/link_cpu.txt";
   std::ofstream(link) << "latency_us 50\nlink_gbps 8\ncpu_us_per_mb 2000\n";
-  const std::vector<std::string> base = {"--graph",
-                                         *graph_path_,
-                                         "--from-flops",
-                                         "--forward-ms",
-                                         "20",
-                                         "--backward-ms",
-                                         "40",
-                                         "--nodes",
-                                         "2",
-                                         "--devices-per-node",
-                                         "1",
-                                         "--intra-node",
-                                         "none",
-                                         "--link-file",
-                                         link,
-                                         "--json",
-                                         TempDir() + "/host.json"};
+  std::vector<std::string> base = TwoCpuNodesArgs(link);
+  for (const std::string& a : {std::string("--json"), TempDir() + "/host.json"}) base.push_back(a);
   CliRun off = Project(base);
   ASSERT_EQ(off.code, 0) << off.err;
   std::vector<std::string> args = base;
@@ -126,31 +129,12 @@ TEST_F(ProjectMainTest, LoadedLatencyFromTheLinkFileAppliesWithHostCores) {
                                 "latency_loaded_us 20000\nbusy_threads 1\n";
   double seconds = 0;
   auto run = [&](const std::string& link, std::vector<std::string> more) {
-    std::vector<std::string> args = {"--graph",
-                                     *graph_path_,
-                                     "--from-flops",
-                                     "--forward-ms",
-                                     "20",
-                                     "--backward-ms",
-                                     "40",
-                                     "--nodes",
-                                     "2",
-                                     "--devices-per-node",
-                                     "1",
-                                     "--intra-node",
-                                     "none",
-                                     "--link-file",
-                                     link,
-                                     "--host-cores",
-                                     "2",
-                                     "--nodes-per-host",
-                                     "2",
-                                     "--bucket-mb",
-                                     "0.2",
-                                     "--lanes",
-                                     "1",
-                                     "--json",
-                                     json};
+    std::vector<std::string> args = TwoCpuNodesArgs(link);
+    for (const char* a : {"--host-cores", "2", "--nodes-per-host", "2", "--bucket-mb", "0.2",
+                          "--lanes", "1", "--json"}) {
+      args.push_back(a);
+    }
+    args.push_back(json);
     args.insert(args.end(), more.begin(), more.end());
     CliRun r = Project(args);
     std::ifstream in(json);
